@@ -1,0 +1,46 @@
+"""Switchboard's Flask side: the app factory."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Flask
+
+from config import Settings, load_settings
+from config.logging import configure_logging
+
+
+def create_app(test_config: dict[str, Any] | None = None) -> Flask:
+    """Build the web app; ``test_config`` may carry ``settings`` and Flask overrides."""
+    from app.api import health, messages, webhooks
+    from app.api.errors import register_error_handlers
+    from app.broker import create_celery
+    from app.db import close_request_session, make_database
+    from app.observability import init_sentry
+    from app.outbox import install_outbox
+    from app.security.crypto import Keyring, install_keyring
+
+    config = dict(test_config or {})
+    settings: Settings = config.pop("settings", None) or load_settings()
+    configure_logging(settings.log_level)
+    init_sentry(settings)
+    install_keyring(Keyring.from_keys(settings.encryption_keys, settings.blind_index_key))
+
+    app = Flask(__name__)
+    app.config.update(MAX_CONTENT_LENGTH=settings.max_body_bytes, JSON_SORT_KEYS=False)
+    app.config.update(config)
+
+    db = make_database(settings)
+    celery = create_celery(settings)
+    install_outbox(db, celery)
+    app.extensions["switchboard.settings"] = settings
+    app.extensions["switchboard.db"] = db
+    app.extensions["celery"] = celery
+    celery.flask_app = app
+
+    register_error_handlers(app)
+    app.register_blueprint(health.bp)
+    app.register_blueprint(messages.bp)
+    app.register_blueprint(webhooks.bp)
+    app.teardown_appcontext(close_request_session)
+    return app

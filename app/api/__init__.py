@@ -1,0 +1,1 @@
+"""HTTP blueprints: messages, webhooks, health; errors are problem+json."""

@@ -1,0 +1,193 @@
+"""/v1/messages: send intents, reading one with its timeline, listing, cancelling."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from datetime import datetime
+from typing import Any
+
+from flask import Blueprint, current_app, g, request
+from pydantic import ValidationError
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+
+from app.api.auth import require_scope
+from app.api.bodies import json_object
+from app.api.errors import Problem, validation_problem
+from app.api.representations import message_view
+from app.db import request_session
+from app.messaging.intake import (
+    IdempotencyConflict,
+    accept_intent,
+    find_by_idempotency_key,
+    replay_or_conflict,
+)
+from app.messaging.intents import SendIntent, request_hash
+from app.messaging.routing import NoRoute
+from app.messaging.states import CANCELABLE, Status, apply_transition
+from app.models import Contact, Message, MessageEvent, Tenant
+from config import Settings
+
+bp = Blueprint("messages", __name__, url_prefix="/v1/messages")
+
+MAX_IDEMPOTENCY_KEY = 255
+
+
+def _settings() -> Settings:
+    settings: Settings = current_app.extensions["switchboard.settings"]
+    return settings
+
+
+def _conflict(message_id: str) -> Problem:
+    return Problem(
+        409, "idempotency_key_reused",
+        "this Idempotency-Key was used with a different payload",
+        extra={"message_id": message_id},
+    )
+
+
+@bp.post("")
+@require_scope("messages:write")
+def create_message() -> Any:
+    payload = json_object()
+    key = request.headers.get("Idempotency-Key")
+    if key is not None and not (0 < len(key) <= MAX_IDEMPOTENCY_KEY):
+        raise Problem(400, "bad_idempotency_key", f"Idempotency-Key must be 1 to {MAX_IDEMPOTENCY_KEY} characters")
+    try:
+        intent = SendIntent.model_validate(payload)
+    except ValidationError as exc:
+        raise validation_problem(exc) from None
+    session = request_session()
+    tenant = session.get(Tenant, g.tenant_id)
+    assert tenant is not None
+    if intent.quiet_hours == "ignore" and not tenant.allow_quiet_hours_override:
+        raise Problem(
+            422, "quiet_hours_override_not_allowed",
+            "this tenant may not send with quiet_hours=ignore",
+            errors=[{"field": "quiet_hours", "code": "not_allowed", "message": "not allowed for this tenant"}],
+        )
+    digest = request_hash(payload)
+    try:
+        result = accept_intent(
+            session, _settings(), g.tenant_id, intent, idempotency_key=key, payload_hash=digest
+        )
+        session.commit()
+    except IdempotencyConflict as exc:
+        raise _conflict(exc.message_id) from None
+    except NoRoute as exc:
+        errors = [{"field": exc.field, "code": exc.reason, "message": exc.detail}] if exc.field else None
+        raise Problem(422, exc.reason, exc.detail, errors=errors) from None
+    except IntegrityError:
+        # A concurrent request with the same key won the insert: answer as its replay.
+        session.rollback()
+        existing = find_by_idempotency_key(session, g.tenant_id, key) if key else None
+        if existing is None:
+            raise
+        try:
+            result = replay_or_conflict(existing, digest)
+        except IdempotencyConflict as exc:
+            raise _conflict(exc.message_id) from None
+    body = message_view(result.message, intent.to)
+    return body, 202 if result.created else 200, {"Location": f"/v1/messages/{result.message.id}"}
+
+
+def _load(message_id: str, lock: bool = False) -> tuple[Message, str]:
+    query = (
+        select(Message, Contact.phone)
+        .join(Contact, Contact.id == Message.contact_id)
+        .where(Message.id == message_id, Message.tenant_id == g.tenant_id)
+    )
+    if lock:
+        query = query.with_for_update(of=Message)
+    row = request_session().execute(query).first()
+    if row is None:
+        raise Problem(404, "not_found", "no message with this id")
+    return row[0], row[1]
+
+
+@bp.get("/<message_id>")
+@require_scope("messages:read")
+def get_message(message_id: str) -> Any:
+    message, phone = _load(message_id)
+    events = list(
+        request_session().scalars(
+            select(MessageEvent)
+            .where(MessageEvent.message_id == message.id, MessageEvent.tenant_id == g.tenant_id)
+            .order_by(MessageEvent.id)
+        )
+    )
+    return message_view(message, phone, events)
+
+
+def _decode_cursor(cursor: str) -> str:
+    try:
+        value = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+    except (binascii.Error, UnicodeDecodeError, ValueError):
+        value = ""
+    if not value.startswith("msg_"):
+        raise Problem(400, "bad_cursor", "cursor is not one this API returned")
+    return value
+
+
+def _encode_cursor(message_id: str) -> str:
+    return base64.urlsafe_b64encode(message_id.encode()).decode().rstrip("=")
+
+
+@bp.get("")
+@require_scope("messages:read")
+def list_messages() -> Any:
+    errors: list[dict[str, str]] = []
+    query = (
+        select(Message, Contact.phone)
+        .join(Contact, Contact.id == Message.contact_id)
+        .where(Message.tenant_id == g.tenant_id)
+    )
+    status = request.args.get("status")
+    if status is not None:
+        if status not in {s.value for s in Status}:
+            errors.append({"field": "status", "code": "invalid", "message": "not a message status"})
+        query = query.where(Message.status == status)
+    since = request.args.get("since")
+    if since is not None:
+        try:
+            since_dt = datetime.fromisoformat(since.replace("Z", "+00:00"))
+            if since_dt.tzinfo is None:
+                raise ValueError
+            query = query.where(Message.created_at >= since_dt)
+        except ValueError:
+            errors.append({"field": "since", "code": "invalid", "message": "must be RFC 3339 with a zone"})
+    try:
+        limit = int(request.args.get("limit", "50"))
+        if not 1 <= limit <= 200:
+            raise ValueError
+    except ValueError:
+        errors.append({"field": "limit", "code": "invalid", "message": "must be 1 to 200"})
+        limit = 50
+    if errors:
+        raise Problem(422, "validation_failed", "bad query parameters", errors=errors)
+    cursor = request.args.get("cursor")
+    if cursor:
+        query = query.where(Message.id < _decode_cursor(cursor))
+    rows = request_session().execute(query.order_by(Message.id.desc()).limit(limit + 1)).all()
+    page = rows[:limit]
+    next_cursor = _encode_cursor(page[-1][0].id) if len(rows) > limit else None
+    return {"data": [message_view(m, phone) for m, phone in page], "next_cursor": next_cursor}
+
+
+@bp.post("/<message_id>/cancel")
+@require_scope("messages:write")
+def cancel_message(message_id: str) -> Any:
+    session = request_session()
+    message, phone = _load(message_id, lock=True)
+    if message.status == Status.CANCELED:
+        return message_view(message, phone)
+    if Status(message.status) not in CANCELABLE:
+        raise Problem(
+            409, "not_cancelable",
+            f"the message is {message.status}; only pending, scheduled or queued messages can be canceled",
+            extra={"message_status": message.status},
+        )
+    apply_transition(session, message, Status.CANCELED, source="api", reason="canceled_by_api")
+    session.commit()
+    return message_view(message, phone)

@@ -1,0 +1,61 @@
+"""How messages and their events look over the API."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from typing import Any
+
+from app.models import Message, MessageEvent
+
+
+def _ts(value: datetime | None) -> str | None:
+    return value.isoformat().replace("+00:00", "Z") if value else None
+
+
+def event_view(event: MessageEvent) -> dict[str, Any]:
+    return {
+        "id": event.id,
+        "kind": event.kind,
+        "from": event.from_status,
+        "to": event.to_status,
+        "outcome": event.outcome,
+        "reason": event.reason,
+        "source": event.source,
+        "data": event.data,
+        "at": _ts(event.created_at),
+    }
+
+
+def message_view(
+    message: Message, phone: str, events: list[MessageEvent] | None = None
+) -> dict[str, Any]:
+    view: dict[str, Any] = {
+        "id": message.id,
+        "direction": message.direction,
+        "status": message.status,
+        "status_reason": message.status_reason,
+        "to" if message.direction == "outbound" else "from": phone,
+        "channel": message.channel,
+        "channels": message.channels,
+        "account_id": message.account_id,
+        "body": message.body,
+        "media": json.loads(message.media) if message.media else [],
+        "priority": message.priority,
+        "segments": message.segments,
+        "encoding": message.encoding,
+        "attempts": message.attempts,
+        "provider_message_id": message.provider_message_id,
+        "send_at": _ts(message.not_before),
+        "next_attempt_at": _ts(message.next_attempt_at),
+        "expires_at": _ts(message.expires_at),
+        "quiet_hours": message.quiet_hours,
+        "journey_id": message.journey_id,
+        "external_ref": message.external_ref,
+        "metadata": message.metadata_,
+        "created_at": _ts(message.created_at),
+        "updated_at": _ts(message.updated_at),
+    }
+    if events is not None:
+        view["events"] = [event_view(e) for e in events]
+    return view

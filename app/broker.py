@@ -1,0 +1,85 @@
+"""The Celery client shared by web and workers: queue names, task names, reliability settings.
+
+The web process only publishes by task name, so it never imports task code.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from celery import Celery, Task
+from kombu import Queue
+
+from config import Settings
+
+
+class QueueNames:
+    """Every queue Switchboard uses. Lanes are queues, not per-message priorities."""
+
+    URGENT = "dispatch.urgent"
+    NORMAL = "dispatch.normal"
+    BULK = "dispatch.bulk"
+    INTAKE = "intake"
+    CRM = "crm"
+    MAINTENANCE = "maintenance"
+
+    @classmethod
+    def all(cls) -> list[str]:
+        return [cls.URGENT, cls.INTAKE, cls.NORMAL, cls.CRM, cls.BULK, cls.MAINTENANCE]
+
+    @classmethod
+    def for_priority(cls, priority: str) -> str:
+        return {"urgent": cls.URGENT, "normal": cls.NORMAL, "bulk": cls.BULK}[priority]
+
+
+class TaskNames:
+    """Stable task names: renaming one strands tasks already on the broker."""
+
+    DISPATCH = "dispatch_message"
+    PROCESS_INBOX = "process_inbox_item"
+    SANDBOX_RECEIPTS = "sandbox_emit_receipts"
+    RELAY_OUTBOX = "relay_outbox"
+    RELEASE_DUE = "release_due_messages"
+    EXPIRE = "expire_messages"
+    REDRIVE_INBOX = "redrive_inbox"
+
+
+class FlaskTask(Task):  # type: ignore[misc]
+    """Runs every task inside the Flask app context, so tasks reach the database and settings."""
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        flask_app = getattr(self.app, "flask_app", None)
+        if flask_app is None:
+            return super().__call__(*args, **kwargs)
+        with flask_app.app_context():
+            return super().__call__(*args, **kwargs)
+
+
+def create_celery(settings: Settings, name: str = "switchboard") -> Celery:
+    celery = Celery(name, broker=settings.broker_url, set_as_current=False, task_cls=FlaskTask)
+    celery.conf.update(
+        task_queues=[Queue(q) for q in QueueNames.all()],
+        task_default_queue=QueueNames.NORMAL,
+        task_serializer="json",
+        accept_content=["json"],
+        result_backend=None,
+        task_ignore_result=True,
+        # Reliability: ack after the work is done, give the task back if the
+        # worker dies, and keep prefetch small so a dead worker strands little.
+        task_acks_late=True,
+        task_reject_on_worker_lost=True,
+        worker_prefetch_multiplier=1,
+        broker_transport_options=settings.broker_transport_options,
+        broker_connection_retry_on_startup=True,
+        broker_connection_timeout=2,
+        # The outbox holds what could not be published: fail fast, relay later.
+        task_publish_retry=False,
+        worker_hijack_root_logger=False,
+        worker_send_task_events=True,
+        task_send_sent_event=True,
+        enable_utc=True,
+        timezone="UTC",
+    )
+    if settings.broker_use_ssl:
+        celery.conf.broker_use_ssl = settings.broker_use_ssl
+    return celery

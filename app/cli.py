@@ -1,0 +1,313 @@
+"""The ``switchboard`` console script (contract): every command takes --json."""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import click
+from cryptography.fernet import Fernet
+from sqlalchemy.orm import Session
+
+from config import ConfigError
+
+
+@contextmanager
+def _session() -> Iterator[tuple[Session, Any]]:
+    from app import create_app
+    from app.db import get_db
+
+    try:
+        flask_app = create_app()
+    except ConfigError as exc:
+        raise click.ClickException(f"configuration: {exc}") from None
+    with flask_app.app_context(), get_db().session() as session:
+        yield session, flask_app.extensions["switchboard.settings"]
+
+
+def _emit(as_json: bool, data: dict[str, Any], human: str) -> None:
+    click.echo(json.dumps(data) if as_json else human)
+
+
+json_option = click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+
+
+@click.group()
+def main() -> None:
+    """Switchboard: the messaging pipeline between business systems and providers."""
+
+
+@main.group()
+def db() -> None:
+    """Schema migrations."""
+
+
+@db.command("upgrade")
+@json_option
+def db_upgrade(as_json: bool) -> None:
+    """Migrate the schema to the latest revision (the release phase)."""
+    from alembic import command
+    from alembic.config import Config
+
+    from config import load_settings
+
+    try:
+        settings = load_settings()
+    except ConfigError as exc:
+        raise click.ClickException(f"configuration: {exc}") from None
+    cfg = Config(_alembic_ini())
+    cfg.attributes["url"] = settings.database_url
+    command.upgrade(cfg, "head")
+    _emit(as_json, {"status": "ok"}, "schema is at head")
+
+
+def _alembic_ini() -> str:
+    from pathlib import Path
+
+    return str(Path(__file__).resolve().parent.parent / "alembic.ini")
+
+
+@main.group()
+def tenants() -> None:
+    """Tenants."""
+
+
+@tenants.command("create")
+@click.option("--name", required=True)
+@click.option("--timezone", "tz", default="UTC", show_default=True)
+@click.option("--quiet-hours", default=None, help="Local window such as 21:00-08:00.")
+@click.option("--allow-quiet-hours-override", is_flag=True)
+@json_option
+def tenants_create(
+    name: str, tz: str, quiet_hours: str | None, allow_quiet_hours_override: bool, as_json: bool
+) -> None:
+    """Create a tenant."""
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+    from app.models import Tenant
+
+    try:
+        ZoneInfo(tz)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise click.BadParameter(f"unknown time zone {tz!r}", param_hint="--timezone") from None
+    if quiet_hours is not None and not _valid_window(quiet_hours):
+        raise click.BadParameter("use HH:MM-HH:MM, e.g. 21:00-08:00", param_hint="--quiet-hours")
+    with _session() as (session, _settings):
+        tenant = Tenant(
+            name=name, timezone=tz, quiet_hours=quiet_hours,
+            allow_quiet_hours_override=allow_quiet_hours_override,
+        )
+        session.add(tenant)
+        session.flush()
+        tenant_id = tenant.id
+    _emit(as_json, {"id": tenant_id}, f"tenant {tenant_id}")
+
+
+def _valid_window(value: str) -> bool:
+    import re
+
+    match = re.fullmatch(r"([01]\d|2[0-3]):([0-5]\d)-([01]\d|2[0-3]):([0-5]\d)", value)
+    return match is not None
+
+
+@main.group()
+def keys() -> None:
+    """API keys and encryption keys."""
+
+
+@keys.command("create")
+@click.option("--tenant", "tenant_id", required=True)
+@click.option("--scopes", default="messages:write,messages:read", show_default=True)
+@json_option
+def keys_create(tenant_id: str, scopes: str, as_json: bool) -> None:
+    """Create an API key; it is shown only this once."""
+    from app.models import ApiKey, Tenant
+    from app.security.api_keys import generate_api_key, hash_api_key, parse_scopes
+
+    try:
+        scope_list = list(parse_scopes(scopes))
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--scopes") from None
+    key = generate_api_key()
+    with _session() as (session, _settings):
+        if session.get(Tenant, tenant_id) is None:
+            raise click.ClickException(f"no tenant {tenant_id}")
+        row = ApiKey(tenant_id=tenant_id, key_hash=hash_api_key(key), scopes=scope_list)
+        session.add(row)
+        session.flush()
+        key_id = row.id
+    _emit(as_json, {"id": key_id, "key": key}, f"key {key_id}: {key}\n(shown only this once)")
+
+
+@keys.command("generate")
+@json_option
+def keys_generate(as_json: bool) -> None:
+    """Print a new Fernet key for ENCRYPTION_KEYS or BLIND_INDEX_KEY."""
+    key = Fernet.generate_key().decode()
+    _emit(as_json, {"key": key}, key)
+
+
+@main.group()
+def accounts() -> None:
+    """Channel accounts (a provider account and sender)."""
+
+
+@accounts.command("create")
+@click.option("--tenant", "tenant_id", required=True)
+@click.option("--provider", type=click.Choice(["sandbox", "standard", "twilio"]), required=True)
+@click.option("--channels", default="sms", show_default=True)
+@click.option("--sender", required=True, help="The sender address (E.164 number or id).")
+@click.option("--account-sid", default=None)
+@click.option("--auth-token", default=None)
+@click.option("--base-url", default=None)
+@click.option("--webhook-secret", default=None, help="whsec_... (generated for sandbox).")
+@json_option
+def accounts_create(
+    tenant_id: str, provider: str, channels: str, sender: str, account_sid: str | None,
+    auth_token: str | None, base_url: str | None, webhook_secret: str | None, as_json: bool,
+) -> None:
+    """Create a channel account and print the webhook URL to give the provider."""
+    from app.messaging.dispatch import webhook_url
+    from app.models import ChannelAccount, Tenant, WebhookSecret
+    from app.providers import PROVIDERS
+    from app.providers.signing import generate_secret, is_valid_secret
+
+    channel_list = [c.strip() for c in channels.split(",") if c.strip()]
+    bad = [c for c in channel_list if c not in {"sms", "mms", "rcs"}]
+    if bad or not channel_list:
+        raise click.BadParameter("choose from sms, mms, rcs", param_hint="--channels")
+    if provider not in PROVIDERS:
+        raise click.ClickException(f"the {provider} provider is not available in this version")
+    if provider == "standard" and (not base_url or not webhook_secret):
+        raise click.UsageError("--provider standard needs --base-url and --webhook-secret")
+    secret = webhook_secret or generate_secret()
+    if not is_valid_secret(secret):
+        raise click.BadParameter("must be whsec_ followed by base64", param_hint="--webhook-secret")
+    credentials: dict[str, str] = {}
+    if base_url:
+        credentials["base_url"] = base_url
+    if provider == "standard":
+        credentials["signing_secret"] = secret
+    with _session() as (session, settings):
+        if session.get(Tenant, tenant_id) is None:
+            raise click.ClickException(f"no tenant {tenant_id}")
+        account = ChannelAccount(
+            tenant_id=tenant_id, provider=provider, channels=channel_list, sender=sender,
+            credentials=json.dumps(credentials) if credentials else None,
+        )
+        session.add(account)
+        session.flush()
+        session.add(WebhookSecret(tenant_id=tenant_id, account_id=account.id, secret=secret))
+        account_id = account.id
+        url = webhook_url(settings, PROVIDERS[provider].webhook_kind, account_id)
+    _emit(as_json, {"id": account_id, "webhook_url": url}, f"account {account_id}\nwebhook URL: {url}")
+
+
+@main.command("schema")
+def schema() -> None:
+    """Print the canonical event's JSON Schema (schemaVersion 1)."""
+    from app.providers.canonical import canonical_event_schema
+
+    click.echo(canonical_event_schema(), nl=False)
+
+
+DEMO_RECIPIENTS = {
+    "+12025550100": "accepted, sent, delivered",
+    "+12025550001": "permanent error: failed",
+    "+12025550002": "accepted, then undelivered",
+    "+12025550003": "throttled once, then delivered",
+    "+12025550004": "two retryable errors, then delivered",
+}
+FINAL = {"delivered", "read", "failed", "undelivered", "expired", "canceled"}
+
+
+@main.command("demo")
+@click.option("--base-url", default=None, help="The running web process (default: PUBLIC_BASE_URL).")
+@click.option("--timeout", default=90.0, show_default=True, help="Seconds to wait for outcomes.")
+@json_option
+def demo(base_url: str | None, timeout: float, as_json: bool) -> None:
+    """Send a few sandbox messages through the running pipeline and show their timelines."""
+    import requests
+
+    from app.models import ApiKey, ChannelAccount, Tenant, WebhookSecret
+    from app.providers.signing import generate_secret
+    from app.security.api_keys import generate_api_key, hash_api_key
+
+    key = generate_api_key()
+    with _session() as (session, settings):
+        tenant = Tenant(name="Demo tenant")
+        session.add(tenant)
+        session.flush()
+        account = ChannelAccount(tenant_id=tenant.id, provider="sandbox", channels=["sms", "mms"],
+                                 sender="+12025550199")
+        session.add(account)
+        session.flush()
+        session.add(WebhookSecret(tenant_id=tenant.id, account_id=account.id, secret=generate_secret()))
+        session.add(ApiKey(tenant_id=tenant.id, key_hash=hash_api_key(key),
+                           scopes=["messages:write", "messages:read"]))
+        url = (base_url or settings.public_base_url).rstrip("/")
+    headers = {"Authorization": f"Bearer {key}"}
+    say: Callable[[str], None] = (lambda _m: None) if as_json else click.echo
+    ids: dict[str, str] = {}
+    try:
+        for phone, expect in DEMO_RECIPIENTS.items():
+            r = requests.post(f"{url}/v1/messages", json={"to": phone, "body": f"Demo: {expect}"},
+                              headers={**headers, "Idempotency-Key": f"demo-{tenant.id}-{phone}"},
+                              timeout=10)
+            if r.status_code not in (200, 202):
+                raise click.ClickException(f"POST /v1/messages answered {r.status_code}: {r.text}")
+            ids[phone] = r.json()["id"]
+            say(f"sent {ids[phone]} to {phone} (expect: {expect})")
+    except requests.ConnectionError:
+        raise click.ClickException(f"cannot reach {url}: is the pipeline running?") from None
+    deadline = time.monotonic() + timeout
+    results: dict[str, dict[str, Any]] = {}
+    while time.monotonic() < deadline and len(results) < len(ids):
+        for phone, message_id in ids.items():
+            if phone in results:
+                continue
+            body = requests.get(f"{url}/v1/messages/{message_id}", headers=headers, timeout=10).json()
+            if body["status"] in FINAL:
+                results[phone] = body
+        time.sleep(0.5)
+    for phone, message_id in ids.items():
+        body = results.get(phone) or requests.get(
+            f"{url}/v1/messages/{message_id}", headers=headers, timeout=10).json()
+        results[phone] = body
+        say(f"\n{message_id} to {phone}: {body['status']}")
+        for event in body["events"]:
+            say(f"  {event['at']}  {event['from'] or '-':>10} -> {event['to']:<11} "
+                f"{event['outcome']:<9} {event['source']:<16} {event['reason'] or ''}")
+    if as_json:
+        click.echo(json.dumps({"tenant_id": tenant.id, "api_key": key,
+                               "messages": {p: {"id": b["id"], "status": b["status"]}
+                                            for p, b in results.items()}}))
+    if any(b["status"] not in FINAL for b in results.values()):
+        sys.exit(1)
+
+
+@main.command("flower", context_settings={"ignore_unknown_options": True})
+@click.argument("extra", nargs=-1, type=click.UNPROCESSED)
+def flower(extra: tuple[str, ...]) -> None:
+    """Start Flower, refusing to run without FLOWER_BASIC_AUTH (user:password)."""
+    import os
+
+    from config import load_settings
+
+    try:
+        settings = load_settings()
+    except ConfigError as exc:
+        raise click.ClickException(f"configuration: {exc}") from None
+    if not settings.flower_basic_auth:
+        raise click.ClickException("set FLOWER_BASIC_AUTH=user:password; Flower shows task data")
+    if settings.broker_url.startswith("sqla+"):
+        click.echo("note: the embedded broker carries no broadcasts, so Flower will see no workers; "
+                   "set REDIS_URL (or BROKER_URL=amqp://...) for a useful Flower", err=True)
+    # Flower reads FLOWER_BASIC_AUTH from the environment itself, which keeps the
+    # password off the command line (and out of ps).
+    os.environ.setdefault("FLOWER_PORT", str(settings.port))
+    os.execvp("celery", ["celery", "-A", "workers.main", "flower", *extra])

@@ -1,0 +1,123 @@
+"""Engine and session set-up for Postgres and the embedded SQLite default."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+from flask import current_app, g
+from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.orm import Session, sessionmaker
+
+from config import Settings
+
+
+@dataclass
+class Database:
+    engine: Engine
+    sessionmaker: sessionmaker[Session]
+
+    @contextmanager
+    def session(self) -> Iterator[Session]:
+        """A unit of work: commits on success, rolls back on any error."""
+        session = self.sessionmaker()
+        try:
+            yield session
+            session.commit()
+        except BaseException:
+            session.rollback()
+            raise
+        finally:
+            session.close()
+
+
+def _sqlite_engine(url: str) -> Engine:
+    engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False})
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_conn: Any, _record: Any) -> None:
+        # Take control of BEGIN so that every transaction starts IMMEDIATE: web,
+        # workers and beat share one file, and a deferred transaction that reads
+        # and then writes would fail with SQLITE_BUSY instead of waiting.
+        dbapi_conn.isolation_level = None
+        cursor = dbapi_conn.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute("PRAGMA busy_timeout=30000")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn: Any) -> None:
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+    return engine
+
+
+def make_engine(settings: Settings) -> Engine:
+    if settings.is_sqlite:
+        return _sqlite_engine(settings.database_url)
+    return create_engine(
+        settings.database_url,
+        pool_pre_ping=True,
+        pool_size=5,
+        max_overflow=10,
+        pool_timeout=5,
+        # Fail fast when Postgres is unreachable, so the API can answer 503 promptly.
+        connect_args={"connect_timeout": 3, "application_name": "switchboard"},
+    )
+
+
+def make_database(settings: Settings) -> Database:
+    engine = make_engine(settings)
+    return Database(engine, sessionmaker(engine, expire_on_commit=False))
+
+
+def get_db() -> Database:
+    db: Database = current_app.extensions["switchboard.db"]
+    return db
+
+
+def request_session() -> Session:
+    """The session of the current request, closed at teardown."""
+    if "db_session" not in g:
+        g.db_session = get_db().sessionmaker()
+    session: Session = g.db_session
+    return session
+
+
+def close_request_session(_exc: BaseException | None = None) -> None:
+    session: Session | None = g.pop("db_session", None)
+    if session is not None:
+        session.close()
+
+
+def insert_ignore(session: Session, table: Any, values: dict[str, Any], keys: list[str]) -> bool:
+    """INSERT ... ON CONFLICT (keys) DO NOTHING on Postgres and SQLite; True when a row went in."""
+    dialect = session.get_bind().dialect.name
+    if dialect == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+        stmt: Any = pg_insert(table).values(**values).on_conflict_do_nothing(index_elements=keys)
+    else:
+        from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+        stmt = sqlite_insert(table).values(**values).on_conflict_do_nothing(index_elements=keys)
+    result = session.execute(stmt)
+    return bool(getattr(result, "rowcount", 0))
+
+
+def try_advisory_lock(session: Session, name: str) -> bool:
+    """Take a transaction-scoped Postgres advisory lock named ``name``; False if another holds it.
+
+    On SQLite the IMMEDIATE transaction already serializes writers, so this is always True.
+    """
+    if session.get_bind().dialect.name != "postgresql":
+        return True
+    from sqlalchemy import text
+
+    key = int.from_bytes(hashlib.sha256(name.encode()).digest()[:8], "big", signed=True)
+    return bool(session.execute(text("SELECT pg_try_advisory_xact_lock(:k)"), {"k": key}).scalar())

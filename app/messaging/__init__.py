@@ -1,0 +1,1 @@
+"""The messaging domain: states, segments, routing, intake and dispatch."""

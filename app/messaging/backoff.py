@@ -1,0 +1,13 @@
+"""Retry delays: exponential, capped, with jitter so that retries do not arrive in waves."""
+
+from __future__ import annotations
+
+import random
+from datetime import timedelta
+
+
+def retry_delay(attempt: int, base: float, cap: float, rng: random.Random | None = None) -> timedelta:
+    """Equal jitter: half the exponential step, plus a random part of the other half."""
+    step = min(cap, base * (2 ** max(0, attempt - 1)))
+    r = rng or random
+    return timedelta(seconds=step / 2 + r.uniform(0, step / 2))

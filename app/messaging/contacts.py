@@ -1,0 +1,43 @@
+"""Finding and creating contacts by phone number, through the blind index only."""
+
+from __future__ import annotations
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from app.db import insert_ignore
+from app.messaging.phones import timezone_for
+from app.models import Contact
+from app.models.types import new_id, utcnow
+from app.security.crypto import keyring
+
+
+def find_contact(session: Session, tenant_id: str, e164: str) -> Contact | None:
+    index = keyring().blind_index(e164)
+    return session.scalar(
+        select(Contact).where(Contact.tenant_id == tenant_id, Contact.phone_index == index)
+    )
+
+
+def get_or_create_contact(session: Session, tenant_id: str, e164: str) -> Contact:
+    """Race-safe: concurrent creators meet on the (tenant, blind index) unique key."""
+    found = find_contact(session, tenant_id, e164)
+    if found is not None:
+        return found
+    insert_ignore(
+        session,
+        Contact.__table__,
+        {
+            "id": new_id("con"),
+            "tenant_id": tenant_id,
+            "phone": e164,  # the column type encrypts it
+            "phone_index": keyring().blind_index(e164),
+            "timezone": timezone_for(e164),
+            "crm_refs": {},
+            "created_at": utcnow(),
+        },
+        ["tenant_id", "phone_index"],
+    )
+    contact = find_contact(session, tenant_id, e164)
+    assert contact is not None
+    return contact

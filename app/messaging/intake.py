@@ -1,0 +1,108 @@
+"""Turning a validated send intent into a persisted message and its owed dispatch, in one transaction."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import timedelta
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from app.broker import TaskNames
+from app.messaging.contacts import get_or_create_contact
+from app.messaging.intents import SendIntent
+from app.messaging.routing import choose_route, lane_for
+from app.messaging.segments import count_segments
+from app.messaging.states import Status, record_created
+from app.models import Message
+from app.models.types import new_id, utcnow
+from app.outbox import enqueue
+from config import Settings
+
+# A send_at closer than this is sent now rather than parked for beat to release.
+SCHEDULE_THRESHOLD = timedelta(seconds=2)
+
+
+class IdempotencyConflict(Exception):
+    """The key was used before with a different payload."""
+
+    def __init__(self, message_id: str) -> None:
+        super().__init__(message_id)
+        self.message_id = message_id
+
+
+@dataclass(frozen=True)
+class IntakeResult:
+    message: Message
+    created: bool
+
+
+def find_by_idempotency_key(session: Session, tenant_id: str, key: str) -> Message | None:
+    return session.scalar(
+        select(Message).where(Message.tenant_id == tenant_id, Message.idempotency_key == key)
+    )
+
+
+def replay_or_conflict(existing: Message, payload_hash: str) -> IntakeResult:
+    if existing.request_hash != payload_hash:
+        raise IdempotencyConflict(existing.id)
+    return IntakeResult(existing, created=False)
+
+
+def accept_intent(
+    session: Session,
+    settings: Settings,
+    tenant_id: str,
+    intent: SendIntent,
+    *,
+    idempotency_key: str | None,
+    payload_hash: str,
+    source: str = "api",
+) -> IntakeResult:
+    """Persist the intent and owe its dispatch. The caller commits.
+
+    Raises IdempotencyConflict, or routing.NoRoute when no account can carry it.
+    """
+    if idempotency_key is not None:
+        existing = find_by_idempotency_key(session, tenant_id, idempotency_key)
+        if existing is not None:
+            return replay_or_conflict(existing, payload_hash)
+
+    account, channel = choose_route(session, tenant_id, list(intent.channels), intent.account_id)
+    contact = get_or_create_contact(session, tenant_id, intent.to)
+    now = utcnow()
+    ttl = intent.ttl_seconds or settings.default_ttl_seconds
+    scheduled = intent.send_at is not None and intent.send_at - now > SCHEDULE_THRESHOLD
+    count = count_segments(intent.body or "")
+    message = Message(
+        id=new_id("msg"),
+        tenant_id=tenant_id,
+        direction="outbound",
+        channel=channel,
+        channels=list(intent.channels),
+        account_id=account.id,
+        contact_id=contact.id,
+        body=intent.body,
+        media=json.dumps([m.model_dump(mode="json") for m in intent.media]) if intent.media else None,
+        priority=intent.priority,
+        status=Status.SCHEDULED.value if scheduled else Status.QUEUED.value,
+        status_reason="send_at" if scheduled else None,
+        not_before=intent.send_at if scheduled else None,
+        expires_at=now + timedelta(seconds=ttl),
+        segments=count.segments,
+        encoding=count.encoding,
+        quiet_hours=intent.quiet_hours,
+        journey_id=intent.journey_id,
+        external_ref=intent.external_ref,
+        metadata_=intent.metadata,
+        idempotency_key=idempotency_key,
+        request_hash=payload_hash,
+        created_at=now,
+        updated_at=now,
+    )
+    session.add(message)
+    record_created(session, message, source=source)
+    if not scheduled:
+        enqueue(session, TaskNames.DISPATCH, [message.id], lane_for(intent.priority))
+    return IntakeResult(message, created=True)

@@ -1,0 +1,85 @@
+"""The send intent (contract): what business systems POST to /v1/messages."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    HttpUrl,
+    field_validator,
+    model_validator,
+)
+
+from app.messaging.phones import InvalidPhoneNumber, to_e164
+
+Channel = Literal["rcs", "mms", "sms"]
+Priority = Literal["urgent", "normal", "bulk"]
+MAX_TTL_SECONDS = 30 * 24 * 3600
+
+
+class Media(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    url: HttpUrl
+    content_type: Annotated[str, Field(pattern=r"^[\w.+-]+/[\w.+-]+$", max_length=100)]
+
+
+class SendIntent(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    to: str
+    body: Annotated[str, Field(max_length=1600)] | None = None
+    media: Annotated[list[Media], Field(max_length=10)] = []
+    channels: Annotated[list[Channel], Field(min_length=1, max_length=3)] = ["sms"]
+    account_id: Annotated[str, Field(max_length=40)] | None = None
+    priority: Priority = "normal"
+    ttl_seconds: Annotated[int, Field(gt=0, le=MAX_TTL_SECONDS)] | None = None
+    send_at: AwareDatetime | None = None
+    quiet_hours: Literal["respect", "ignore"] = "respect"
+    journey_id: Annotated[str, Field(max_length=200)] | None = None
+    external_ref: Annotated[str, Field(max_length=200)] | None = None
+    metadata: dict[str, Any] = {}
+
+    @field_validator("to")
+    @classmethod
+    def _e164(cls, value: str) -> str:
+        try:
+            return to_e164(value)
+        except InvalidPhoneNumber as exc:
+            raise ValueError(str(exc)) from None
+
+    @field_validator("channels")
+    @classmethod
+    def _unique(cls, value: list[str]) -> list[str]:
+        if len(set(value)) != len(value):
+            raise ValueError("channels must not repeat")
+        return value
+
+    @field_validator("metadata")
+    @classmethod
+    def _small(cls, value: dict[str, Any]) -> dict[str, Any]:
+        if len(json.dumps(value, default=str)) > 4096:
+            raise ValueError("metadata must serialize to at most 4096 bytes")
+        return value
+
+    @model_validator(mode="after")
+    def _content(self) -> SendIntent:
+        if not self.body and not self.media:
+            raise ValueError("a message needs a body, media, or both")
+        if self.media and not set(self.channels) & {"mms", "rcs"}:
+            raise ValueError("media needs an mms or rcs channel in channels")
+        return self
+
+
+
+def request_hash(payload: Any) -> str:
+    """A stable digest of the request body, to tell a replay from a different request."""
+    canonical = json.dumps(payload, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(canonical.encode()).hexdigest()

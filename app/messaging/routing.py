@@ -1,0 +1,44 @@
+"""Choosing the channel account and channel for an outbound message."""
+
+from __future__ import annotations
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from app.broker import QueueNames
+from app.models import ChannelAccount
+
+
+class NoRoute(Exception):
+    def __init__(self, reason: str, detail: str, field: str | None = None) -> None:
+        super().__init__(detail)
+        self.reason = reason
+        self.detail = detail
+        self.field = field
+
+
+def choose_route(
+    session: Session, tenant_id: str, channels: list[str], account_id: str | None
+) -> tuple[ChannelAccount, str]:
+    """The first channel, in the caller's order of preference, that an account can carry."""
+    query = select(ChannelAccount).where(ChannelAccount.tenant_id == tenant_id)
+    if account_id is not None:
+        query = query.where(ChannelAccount.id == account_id)
+    accounts = list(session.scalars(query.order_by(ChannelAccount.created_at, ChannelAccount.id)))
+    if account_id is not None and not accounts:
+        raise NoRoute("unknown_account", "no channel account with this id", field="account_id")
+    for channel in channels:
+        for account in accounts:
+            if channel in account.channels:
+                return account, channel
+    raise NoRoute("no_route", f"no channel account carries any of {', '.join(channels)}")
+
+
+def next_channel(account: ChannelAccount, channels: list[str], current: str) -> str | None:
+    """The fallback after ``current`` in the message's order that the same account carries."""
+    later = channels[channels.index(current) + 1 :] if current in channels else []
+    return next((c for c in later if c in account.channels), None)
+
+
+def lane_for(priority: str) -> str:
+    return QueueNames.for_priority(priority)

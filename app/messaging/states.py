@@ -1,0 +1,230 @@
+"""The message state machine (contract): the allowed transitions are data, one function applies them.
+
+Rules:
+- a status only moves forward; a late or out-of-order receipt is recorded and changes nothing;
+- nothing leaves a terminal state, except ``delivered`` may become ``read``;
+- the same receipt twice (same ``dedupe_key``) is one event;
+- a refused transition is still recorded, as an event with outcome ``refused``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+from sqlalchemy.orm.attributes import set_committed_value
+
+from app.models import Message, MessageEvent
+from app.models.types import utcnow
+
+
+class Status(StrEnum):
+    PENDING = "pending"
+    SCHEDULED = "scheduled"
+    QUEUED = "queued"
+    DISPATCHED = "dispatched"
+    ACCEPTED = "accepted"
+    SENT = "sent"
+    DELIVERED = "delivered"
+    READ = "read"
+    FAILED = "failed"
+    UNDELIVERED = "undelivered"
+    EXPIRED = "expired"
+    CANCELED = "canceled"
+    RECEIVED = "received"
+
+
+class Outcome(StrEnum):
+    APPLIED = "applied"
+    DUPLICATE = "duplicate"
+    REFUSED = "refused"
+
+
+S = Status
+
+TERMINAL: frozenset[Status] = frozenset({S.FAILED, S.UNDELIVERED, S.EXPIRED, S.CANCELED})
+
+# Every allowed move, and nothing else. Retries go back to ``scheduled``
+# (from ``queued`` on a throttle or quiet hours, from ``dispatched`` on a
+# retryable provider error). Receipts may skip steps forward.
+TRANSITIONS: dict[Status, frozenset[Status]] = {
+    S.PENDING: frozenset({S.SCHEDULED, S.QUEUED, S.CANCELED, S.EXPIRED, S.FAILED}),
+    S.SCHEDULED: frozenset({S.QUEUED, S.CANCELED, S.EXPIRED, S.FAILED}),
+    S.QUEUED: frozenset({S.DISPATCHED, S.SCHEDULED, S.CANCELED, S.EXPIRED, S.FAILED}),
+    S.DISPATCHED: frozenset(
+        {S.ACCEPTED, S.SENT, S.DELIVERED, S.READ, S.SCHEDULED, S.FAILED, S.UNDELIVERED}
+    ),
+    S.ACCEPTED: frozenset({S.SENT, S.DELIVERED, S.READ, S.FAILED, S.UNDELIVERED}),
+    S.SENT: frozenset({S.DELIVERED, S.READ, S.FAILED, S.UNDELIVERED}),
+    S.DELIVERED: frozenset({S.READ}),
+    S.READ: frozenset(),
+    S.FAILED: frozenset(),
+    S.UNDELIVERED: frozenset(),
+    S.EXPIRED: frozenset(),
+    S.CANCELED: frozenset(),
+    S.RECEIVED: frozenset(),
+}
+
+CANCELABLE: frozenset[Status] = frozenset({S.PENDING, S.SCHEDULED, S.QUEUED})
+
+
+def is_allowed(current: Status, target: Status) -> bool:
+    return target in TRANSITIONS[current]
+
+
+def is_final(status: Status) -> bool:
+    """No further transition can ever apply (``delivered`` is not final: it may become read)."""
+    return not TRANSITIONS[status]
+
+
+@dataclass(frozen=True)
+class TransitionResult:
+    outcome: Outcome
+    from_status: Status
+    to_status: Status
+    event: MessageEvent | None
+
+    @property
+    def applied(self) -> bool:
+        return self.outcome is Outcome.APPLIED
+
+
+class ConcurrentTransition(RuntimeError):
+    """The row changed under us between read and write; the caller's transaction must retry."""
+
+
+def apply_transition(
+    session: Session,
+    message: Message,
+    target: Status,
+    *,
+    source: str,
+    reason: str | None = None,
+    dedupe_key: str | None = None,
+    data: dict[str, Any] | None = None,
+    changes: dict[str, Any] | None = None,
+) -> TransitionResult:
+    """Try to move ``message`` to ``target`` and record what happened as an event.
+
+    ``changes`` are further column updates written only when the transition applies.
+    The status write is a compare-and-set on the current status, so two workers
+    cannot both apply a transition even without a row lock (SQLite).
+    """
+    current = Status(message.status)
+    if dedupe_key is not None:
+        seen = session.scalar(
+            select(MessageEvent.id).where(
+                MessageEvent.message_id == message.id, MessageEvent.dedupe_key == dedupe_key
+            )
+        )
+        if seen is not None:
+            return TransitionResult(Outcome.DUPLICATE, current, target, None)
+
+    if target == current:
+        outcome, why = Outcome.DUPLICATE, reason
+    elif is_allowed(current, target):
+        outcome, why = Outcome.APPLIED, reason
+    elif current in TERMINAL or current in (S.DELIVERED, S.READ):
+        outcome, why = Outcome.REFUSED, f"{current} is terminal"
+    else:
+        outcome, why = Outcome.REFUSED, f"{target} does not follow {current}"
+
+    if outcome is Outcome.APPLIED:
+        values: dict[str, Any] = {
+            "status": target.value,
+            "status_reason": reason,
+            "updated_at": utcnow(),
+            **(changes or {}),
+        }
+        result = session.execute(
+            update(Message)
+            .where(Message.id == message.id, Message.status == current.value)
+            .values(**values)
+            .execution_options(synchronize_session=False)
+        )
+        if getattr(result, "rowcount", 1) != 1:
+            raise ConcurrentTransition(f"message {message.id} left {current} concurrently")
+        for key, value in values.items():
+            set_committed_value(message, key, value)
+
+    event = MessageEvent(
+        tenant_id=message.tenant_id,
+        message_id=message.id,
+        kind="transition",
+        from_status=current.value,
+        to_status=target.value,
+        outcome=outcome.value,
+        reason=why,
+        source=source,
+        dedupe_key=dedupe_key,
+        data=data or {},
+    )
+    session.add(event)
+    return TransitionResult(outcome, current, target, event)
+
+
+def record_note(
+    session: Session,
+    message: Message,
+    kind: str,
+    *,
+    source: str,
+    reason: str | None = None,
+    dedupe_key: str | None = None,
+    data: dict[str, Any] | None = None,
+) -> MessageEvent:
+    """Record a conversation fact (replied, opted out, escalated) without changing status."""
+    event = MessageEvent(
+        tenant_id=message.tenant_id,
+        message_id=message.id,
+        kind=kind,
+        from_status=message.status,
+        to_status=message.status,
+        outcome="note",
+        reason=reason,
+        source=source,
+        dedupe_key=dedupe_key,
+        data=data or {},
+    )
+    session.add(event)
+    return event
+
+
+def record_created(session: Session, message: Message, *, source: str) -> None:
+    """Record a new message's birth in ``pending`` and, if different, its first move.
+
+    A new outbound message is inserted directly in its first lane state
+    (``queued`` or ``scheduled``) to save a write; the history still shows both steps.
+    """
+    initial = Status(message.status)
+    session.add(
+        MessageEvent(
+            tenant_id=message.tenant_id,
+            message_id=message.id,
+            kind="transition",
+            from_status=None,
+            to_status=S.PENDING.value if initial is not S.RECEIVED else initial.value,
+            outcome=Outcome.APPLIED.value,
+            reason="created",
+            source=source,
+        )
+    )
+    if initial in (S.PENDING, S.RECEIVED):
+        return
+    if not is_allowed(S.PENDING, initial):
+        raise ValueError(f"a new message cannot start in {initial}")
+    session.add(
+        MessageEvent(
+            tenant_id=message.tenant_id,
+            message_id=message.id,
+            kind="transition",
+            from_status=S.PENDING.value,
+            to_status=initial.value,
+            outcome=Outcome.APPLIED.value,
+            reason=message.status_reason,
+            source=source,
+        )
+    )

@@ -1,0 +1,32 @@
+"""The webhook inbox: raw provider callbacks, encrypted, deduplicated, then processed."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import ForeignKey, Index, String, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column
+
+from app.models.base import Base, TenantScoped
+from app.models.types import Encrypted, UTCDateTime, new_id, utcnow
+
+
+class InboxItem(TenantScoped, Base):
+    __tablename__ = "webhook_inbox"
+    __table_args__ = (
+        UniqueConstraint("account_id", "dedupe_key"),
+        Index("ix_webhook_inbox_pending", "processed_at", "next_attempt_at"),
+    )
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True, default=lambda: new_id("inb"))
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id"))
+    account_id: Mapped[str] = mapped_column(ForeignKey("channel_accounts.id"))
+    provider: Mapped[str] = mapped_column(String(20))
+    dedupe_key: Mapped[str] = mapped_column(String(200))
+    payload: Mapped[str] = mapped_column(Encrypted())
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    processed_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), default=None)
+    result: Mapped[str | None] = mapped_column(String(40), default=None)
+    attempts: Mapped[int] = mapped_column(default=0)
+    next_attempt_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), default=None)
+    last_error: Mapped[str | None] = mapped_column(String(200), default=None)

@@ -1,0 +1,73 @@
+"""Messages and their append-only event history."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import JSON, ForeignKey, Index, String, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column
+
+from app.models.base import BigIntPK, Base, TenantScoped, Timestamped
+from app.models.types import Encrypted, UTCDateTime, new_id, utcnow
+
+
+class Message(TenantScoped, Timestamped, Base):
+    __tablename__ = "messages"
+    __table_args__ = (
+        UniqueConstraint("tenant_id", "idempotency_key"),
+        Index("ix_messages_tenant_id_id", "tenant_id", "id"),
+        Index("ix_messages_account_provider_id", "account_id", "provider_message_id"),
+        Index("ix_messages_status_due", "status", "next_attempt_at", "not_before"),
+    )
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True, default=lambda: new_id("msg"))
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id"))
+    direction: Mapped[str] = mapped_column(String(10), default="outbound")
+    channel: Mapped[str] = mapped_column(String(8))
+    channels: Mapped[list[str]] = mapped_column(JSON)
+    account_id: Mapped[str] = mapped_column(ForeignKey("channel_accounts.id"))
+    contact_id: Mapped[str] = mapped_column(ForeignKey("contacts.id"), index=True)
+    body: Mapped[str | None] = mapped_column(Encrypted(), default=None)
+    # JSON list of {url, content_type}, encrypted as a whole.
+    media: Mapped[str | None] = mapped_column(Encrypted(), default=None)
+    priority: Mapped[str] = mapped_column(String(8), default="normal")
+    status: Mapped[str] = mapped_column(String(16))
+    status_reason: Mapped[str | None] = mapped_column(String(64), default=None)
+    attempts: Mapped[int] = mapped_column(default=0)
+    throttles: Mapped[int] = mapped_column(default=0)
+    next_attempt_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), default=None)
+    not_before: Mapped[datetime | None] = mapped_column(UTCDateTime(), default=None)
+    expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), default=None)
+    provider_message_id: Mapped[str | None] = mapped_column(String(100), default=None)
+    segments: Mapped[int] = mapped_column(default=1)
+    encoding: Mapped[str] = mapped_column(String(8), default="GSM-7")
+    quiet_hours: Mapped[str] = mapped_column(String(8), default="respect")
+    journey_id: Mapped[str | None] = mapped_column(String(200), default=None, index=True)
+    external_ref: Mapped[str | None] = mapped_column(String(200), default=None)
+    metadata_: Mapped[dict[str, Any]] = mapped_column("metadata", JSON, default=dict)
+    idempotency_key: Mapped[str | None] = mapped_column(String(255), default=None)
+    request_hash: Mapped[str | None] = mapped_column(String(64), default=None)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
+
+
+class MessageEvent(TenantScoped, Timestamped, Base):
+    """One row per transition tried, provider status seen, or conversation fact.
+
+    ``outcome`` says what the state machine did with it: applied, duplicate,
+    refused, or note. ``dedupe_key`` makes the same receipt twice one event.
+    """
+
+    __tablename__ = "message_events"
+    __table_args__ = (UniqueConstraint("message_id", "dedupe_key"),)
+
+    id: Mapped[int] = mapped_column(BigIntPK, primary_key=True, autoincrement=True)
+    message_id: Mapped[str] = mapped_column(ForeignKey("messages.id"), index=True)
+    kind: Mapped[str] = mapped_column(String(20))
+    from_status: Mapped[str | None] = mapped_column(String(16), default=None)
+    to_status: Mapped[str | None] = mapped_column(String(16), default=None)
+    outcome: Mapped[str] = mapped_column(String(12))
+    reason: Mapped[str | None] = mapped_column(String(200), default=None)
+    source: Mapped[str] = mapped_column(String(40))
+    dedupe_key: Mapped[str | None] = mapped_column(String(200), default=None)
+    data: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)

@@ -1,0 +1,1 @@
+"""Encryption at rest, blind indexes, API keys and webhook signatures."""

@@ -1,0 +1,17 @@
+"""Gunicorn settings for the web process: PORT and WEB_CONCURRENCY, as Heroku sets them."""
+
+from config.settings import load_settings
+
+_settings = load_settings()
+
+bind = f"0.0.0.0:{_settings.port}"
+workers = _settings.web_concurrency
+worker_class = "gthread"
+threads = 4
+# Heroku sends SIGTERM, then SIGKILL 30 s later: finish in-flight requests well before that.
+graceful_timeout = 20
+timeout = 30
+keepalive = 5
+accesslog = "-"
+access_log_format = '%(h)s "%(r)s" %(s)s %(b)s %(M)sms'
+forwarded_allow_ips = "*"

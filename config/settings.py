@@ -1,0 +1,279 @@
+"""Every setting Switchboard reads, parsed and validated from the environment.
+
+Nothing else in the code base reads ``os.environ``. A bad value stops the
+process at start-up with a message that names the variable.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import ssl
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+from cryptography.fernet import Fernet
+
+
+class ConfigError(ValueError):
+    """A setting is missing or malformed; the message names the variable."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    """The whole configuration of one Switchboard process."""
+
+    embedded: bool
+    database_url: str
+    broker_url: str
+    redis_url: str | None
+    encryption_keys: tuple[str, ...]
+    blind_index_key: bytes
+    public_base_url: str
+    var_dir: Path
+    port: int = 5000
+    web_concurrency: int = 2
+    max_body_bytes: int = 64 * 1024
+    sentry_dsn: str | None = None
+    sentry_environment: str = "production"
+    flower_basic_auth: str | None = None
+    log_level: str = "INFO"
+    redis_tls_verify: bool = False
+    broker_visibility_timeout: int = 3600
+    # Beat cadence, in seconds: how often each maintenance job runs.
+    outbox_relay_interval: float = 5.0
+    outbox_relay_grace: float = 10.0
+    release_interval: float = 2.0
+    expire_interval: float = 30.0
+    inbox_redrive_interval: float = 15.0
+    # Retry policy for provider errors (database-held backoff with full jitter).
+    max_attempts: int = 5
+    retry_base_seconds: float = 5.0
+    retry_max_seconds: float = 900.0
+    default_ttl_seconds: int = 24 * 3600
+    sandbox_receipt_delay: float = 0.2
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite")
+
+    @property
+    def broker_transport_options(self) -> dict[str, Any]:
+        """Options every process (web, worker, beat, flower) must share."""
+        opts: dict[str, Any] = {}
+        if self.broker_url.startswith(("redis://", "rediss://")):
+            opts["visibility_timeout"] = self.broker_visibility_timeout
+            prefix = self.extra.get("broker_keyprefix")
+            if prefix:
+                opts["global_keyprefix"] = prefix
+        if self.broker_url.startswith("sqla+"):
+            # kombu hands every sqla option to create_engine (so ``polling_interval``
+            # cannot be set here); let SQLite wait for its lock instead of failing.
+            opts["connect_args"] = {"timeout": 30}
+        return opts
+
+    @property
+    def broker_use_ssl(self) -> dict[str, Any] | None:
+        if not self.broker_url.startswith("rediss://"):
+            return None
+        return {"ssl_cert_reqs": ssl.CERT_REQUIRED if self.redis_tls_verify else ssl.CERT_NONE}
+
+
+def _int(env: Mapping[str, str], name: str, default: int, minimum: int = 0) -> int:
+    raw = env.get(name)
+    if raw is None or raw.strip() == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ConfigError(f"{name} must be a whole number, got {raw!r}") from None
+    if value < minimum:
+        raise ConfigError(f"{name} must be at least {minimum}, got {value}")
+    return value
+
+
+def _float(env: Mapping[str, str], name: str, default: float) -> float:
+    raw = env.get(name)
+    if raw is None or raw.strip() == "":
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ConfigError(f"{name} must be a number, got {raw!r}") from None
+    if value <= 0:
+        raise ConfigError(f"{name} must be positive, got {value}")
+    return value
+
+
+def _bool(env: Mapping[str, str], name: str, default: bool) -> bool:
+    raw = env.get(name)
+    if raw is None or raw.strip() == "":
+        return default
+    lowered = raw.strip().lower()
+    if lowered in {"1", "true", "yes", "on"}:
+        return True
+    if lowered in {"0", "false", "no", "off"}:
+        return False
+    raise ConfigError(f"{name} must be true or false, got {raw!r}")
+
+
+def normalize_database_url(url: str) -> str:
+    """Accept Heroku's ``postgres://`` form and pin the psycopg2 driver."""
+    if url.startswith("postgres://"):
+        url = "postgresql://" + url[len("postgres://") :]
+    if url.startswith("postgresql://"):
+        url = "postgresql+psycopg2://" + url[len("postgresql://") :]
+    if not url.startswith(("postgresql+psycopg2://", "sqlite://")):
+        raise ConfigError(
+            f"DATABASE_URL must be a postgres:// or sqlite:// URL, got scheme {url.split(':')[0]!r}"
+        )
+    return url
+
+
+def normalize_redis_url(url: str, verify: bool) -> str:
+    """Make a ``rediss://`` URL carry its certificate policy for redis-py and kombu.
+
+    Heroku Redis presents a self-signed certificate, so verification is off
+    unless REDIS_TLS_VERIFY says otherwise.
+    """
+    parts = urlsplit(url)
+    if parts.scheme not in {"redis", "rediss"}:
+        raise ConfigError(f"REDIS_URL must be redis:// or rediss://, got {parts.scheme!r}")
+    if parts.scheme == "redis":
+        return url
+    query = dict(parse_qsl(parts.query))
+    query.setdefault("ssl_cert_reqs", "required" if verify else "none")
+    return urlunsplit(parts._replace(query=urlencode(query)))
+
+
+def _fernet_keys(raw: str) -> tuple[str, ...]:
+    keys = tuple(k.strip() for k in raw.replace("\n", ",").split(",") if k.strip())
+    if not keys:
+        raise ConfigError("ENCRYPTION_KEYS is set but holds no key")
+    for index, key in enumerate(keys):
+        try:
+            Fernet(key.encode())
+        except (ValueError, TypeError):
+            raise ConfigError(
+                f"ENCRYPTION_KEYS entry {index} is not a Fernet key "
+                "(32 url-safe base64-encoded bytes; make one with `switchboard keys generate`)"
+            ) from None
+    return keys
+
+
+def _dev_secrets(var_dir: Path) -> dict[str, str]:
+    """Development keys for the embedded default, made once and kept in ./var."""
+    path = var_dir / "dev-secrets.json"
+    if path.exists():
+        data: dict[str, str] = json.loads(path.read_text())
+        return data
+    var_dir.mkdir(parents=True, exist_ok=True)
+    data = {
+        "encryption_key": Fernet.generate_key().decode(),
+        "blind_index_key": Fernet.generate_key().decode(),
+    }
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(data))
+    tmp.chmod(0o600)
+    tmp.replace(path)  # atomic, so concurrent starters agree on one file
+    return data
+
+
+def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
+    """Read and validate the configuration; raise ConfigError naming the bad variable."""
+    env = os.environ if environ is None else environ
+    var_dir = Path(env.get("SWITCHBOARD_VAR_DIR") or "var").resolve()
+    database_url_raw = env.get("DATABASE_URL", "").strip()
+    redis_url_raw = env.get("REDIS_URL", "").strip()
+    broker_url_raw = env.get("BROKER_URL", "").strip()
+    embedded = not database_url_raw and not redis_url_raw
+    tls_verify = _bool(env, "REDIS_TLS_VERIFY", False)
+
+    redis_url = normalize_redis_url(redis_url_raw, tls_verify) if redis_url_raw else None
+    if embedded:
+        var_dir.mkdir(parents=True, exist_ok=True)
+        database_url = f"sqlite:///{var_dir / 'switchboard.db'}"
+        broker_url = broker_url_raw or f"sqla+sqlite:///{var_dir / 'broker.db'}"
+    else:
+        if not database_url_raw:
+            raise ConfigError("REDIS_URL is set, so DATABASE_URL must be set too")
+        database_url = normalize_database_url(database_url_raw)
+        if broker_url_raw:
+            broker_url = broker_url_raw
+        elif redis_url:
+            broker_url = redis_url
+        elif database_url.startswith("sqlite"):
+            broker_url = f"sqla+sqlite:///{var_dir / 'broker.db'}"
+        else:
+            raise ConfigError("DATABASE_URL is set, so REDIS_URL (or BROKER_URL) must be set too")
+        if broker_url.startswith("rediss://"):
+            broker_url = normalize_redis_url(broker_url, tls_verify)
+
+    keys_raw = env.get("ENCRYPTION_KEYS", "").strip()
+    blind_raw = env.get("BLIND_INDEX_KEY", "").strip()
+    production = database_url.startswith("postgresql")
+    if production and not keys_raw:
+        raise ConfigError(
+            "ENCRYPTION_KEYS is required with a Postgres DATABASE_URL "
+            "(comma-separated Fernet keys; the first encrypts, all decrypt)"
+        )
+    if production and not blind_raw:
+        raise ConfigError("BLIND_INDEX_KEY is required with a Postgres DATABASE_URL")
+    if not keys_raw or not blind_raw:
+        dev = _dev_secrets(var_dir)
+        keys_raw = keys_raw or dev["encryption_key"]
+        blind_raw = blind_raw or dev["blind_index_key"]
+    if len(blind_raw) < 32:
+        raise ConfigError("BLIND_INDEX_KEY must be at least 32 characters")
+
+    port = _int(env, "PORT", 5000, minimum=1)
+    public_base_url = (env.get("PUBLIC_BASE_URL") or f"http://127.0.0.1:{port}").rstrip("/")
+    if not public_base_url.startswith(("http://", "https://")):
+        raise ConfigError(f"PUBLIC_BASE_URL must start with http:// or https://, got {public_base_url!r}")
+
+    flower_auth = env.get("FLOWER_BASIC_AUTH") or None
+    if flower_auth is not None and ":" not in flower_auth:
+        raise ConfigError("FLOWER_BASIC_AUTH must look like user:password")
+
+    log_level = (env.get("LOG_LEVEL") or "INFO").upper()
+    if log_level not in {"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"}:
+        raise ConfigError(f"LOG_LEVEL must be a logging level name, got {log_level!r}")
+
+    extra: dict[str, Any] = {}
+    if env.get("BROKER_KEYPREFIX"):
+        extra["broker_keyprefix"] = env["BROKER_KEYPREFIX"]
+
+    return Settings(
+        embedded=embedded,
+        database_url=database_url,
+        broker_url=broker_url,
+        redis_url=redis_url,
+        encryption_keys=_fernet_keys(keys_raw),
+        blind_index_key=blind_raw.encode(),
+        public_base_url=public_base_url,
+        var_dir=var_dir,
+        port=port,
+        web_concurrency=_int(env, "WEB_CONCURRENCY", 2, minimum=1),
+        max_body_bytes=_int(env, "MAX_BODY_BYTES", 64 * 1024, minimum=1024),
+        sentry_dsn=env.get("SENTRY_DSN") or None,
+        sentry_environment=env.get("SENTRY_ENVIRONMENT") or "production",
+        flower_basic_auth=flower_auth,
+        log_level=log_level,
+        redis_tls_verify=tls_verify,
+        broker_visibility_timeout=_int(env, "BROKER_VISIBILITY_TIMEOUT", 3600, minimum=60),
+        outbox_relay_interval=_float(env, "OUTBOX_RELAY_INTERVAL", 5.0),
+        outbox_relay_grace=_float(env, "OUTBOX_RELAY_GRACE", 10.0),
+        release_interval=_float(env, "RELEASE_INTERVAL", 2.0),
+        expire_interval=_float(env, "EXPIRE_INTERVAL", 30.0),
+        inbox_redrive_interval=_float(env, "INBOX_REDRIVE_INTERVAL", 15.0),
+        max_attempts=_int(env, "MAX_ATTEMPTS", 5, minimum=1),
+        retry_base_seconds=_float(env, "RETRY_BASE_SECONDS", 5.0),
+        retry_max_seconds=_float(env, "RETRY_MAX_SECONDS", 900.0),
+        default_ttl_seconds=_int(env, "DEFAULT_TTL_SECONDS", 24 * 3600, minimum=1),
+        sandbox_receipt_delay=_float(env, "SANDBOX_RECEIPT_DELAY", 0.2),
+        extra=extra,
+    )

@@ -1,0 +1,1 @@
+"""Celery workers: the app bound to Flask, tasks by concern, and the beat schedule."""

@@ -1,0 +1,21 @@
+"""The maintenance schedule, with cadences from the settings."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from app.broker import QueueNames, TaskNames
+from config import Settings
+
+
+def beat_schedule(settings: Settings) -> dict[str, dict[str, Any]]:
+    def entry(task: str, every: float) -> dict[str, Any]:
+        # A run that waited longer than its own period is stale: the next one will do its work.
+        return {"task": task, "schedule": every, "options": {"queue": QueueNames.MAINTENANCE, "expires": max(every, 5.0)}}
+
+    return {
+        "relay-outbox": entry(TaskNames.RELAY_OUTBOX, settings.outbox_relay_interval),
+        "release-due": entry(TaskNames.RELEASE_DUE, settings.release_interval),
+        "expire": entry(TaskNames.EXPIRE, settings.expire_interval),
+        "redrive-inbox": entry(TaskNames.REDRIVE_INBOX, settings.inbox_redrive_interval),
+    }

@@ -1,0 +1,23 @@
+"""What a task needs from the Flask app it runs in."""
+
+from __future__ import annotations
+
+from celery import Celery
+from flask import current_app
+
+from app.db import Database, get_db
+from config import Settings
+
+
+def db() -> Database:
+    return get_db()
+
+
+def settings() -> Settings:
+    value: Settings = current_app.extensions["switchboard.settings"]
+    return value
+
+
+def celery() -> Celery:
+    value: Celery = current_app.extensions["celery"]
+    return value

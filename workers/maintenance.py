@@ -1,0 +1,48 @@
+"""Beat jobs. Each is idempotent and safe when two beats overlap."""
+
+from __future__ import annotations
+
+import logging
+from datetime import timedelta
+
+from celery import shared_task
+
+from app.broker import TaskNames
+from app.messaging.inbox import redrive_deferred
+from app.messaging.scheduler import expire_overdue, release_due
+from app.outbox import relay
+from workers.context import celery, db, settings
+
+log = logging.getLogger(__name__)
+
+
+@shared_task(name=TaskNames.RELAY_OUTBOX)
+def relay_outbox() -> int:
+    count = relay(celery(), db(), timedelta(seconds=settings().outbox_relay_grace))
+    if count:
+        log.info("outbox relayed", extra={"rows": count})
+    return count
+
+
+@shared_task(name=TaskNames.RELEASE_DUE)
+def release_due_messages() -> int:
+    count = release_due(db())
+    if count:
+        log.info("released due messages", extra={"count": count})
+    return count
+
+
+@shared_task(name=TaskNames.EXPIRE)
+def expire_messages() -> int:
+    count = expire_overdue(db())
+    if count:
+        log.info("expired messages", extra={"count": count})
+    return count
+
+
+@shared_task(name=TaskNames.REDRIVE_INBOX)
+def redrive_inbox() -> int:
+    count = redrive_deferred(db())
+    if count:
+        log.info("re-drove inbox rows", extra={"count": count})
+    return count
