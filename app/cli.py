@@ -98,7 +98,9 @@ def tenants_create(
         raise click.BadParameter("use HH:MM-HH:MM, e.g. 21:00-08:00", param_hint="--quiet-hours")
     with _session() as (session, _settings):
         tenant = Tenant(
-            name=name, timezone=tz, quiet_hours=quiet_hours,
+            name=name,
+            timezone=tz,
+            quiet_hours=quiet_hours,
             allow_quiet_hours_override=allow_quiet_hours_override,
         )
         session.add(tenant)
@@ -167,8 +169,15 @@ def accounts() -> None:
 @click.option("--webhook-secret", default=None, help="whsec_... (generated for sandbox).")
 @json_option
 def accounts_create(
-    tenant_id: str, provider: str, channels: str, sender: str, account_sid: str | None,
-    auth_token: str | None, base_url: str | None, webhook_secret: str | None, as_json: bool,
+    tenant_id: str,
+    provider: str,
+    channels: str,
+    sender: str,
+    account_sid: str | None,
+    auth_token: str | None,
+    base_url: str | None,
+    webhook_secret: str | None,
+    as_json: bool,
 ) -> None:
     """Create a channel account and print the webhook URL to give the provider."""
     from app.messaging.dispatch import webhook_url
@@ -196,7 +205,10 @@ def accounts_create(
         if session.get(Tenant, tenant_id) is None:
             raise click.ClickException(f"no tenant {tenant_id}")
         account = ChannelAccount(
-            tenant_id=tenant_id, provider=provider, channels=channel_list, sender=sender,
+            tenant_id=tenant_id,
+            provider=provider,
+            channels=channel_list,
+            sender=sender,
             credentials=json.dumps(credentials) if credentials else None,
         )
         session.add(account)
@@ -204,7 +216,9 @@ def accounts_create(
         session.add(WebhookSecret(tenant_id=tenant_id, account_id=account.id, secret=secret))
         account_id = account.id
         url = webhook_url(settings, PROVIDERS[provider].webhook_kind, account_id)
-    _emit(as_json, {"id": account_id, "webhook_url": url}, f"account {account_id}\nwebhook URL: {url}")
+    _emit(
+        as_json, {"id": account_id, "webhook_url": url}, f"account {account_id}\nwebhook URL: {url}"
+    )
 
 
 @main.command("schema")
@@ -226,7 +240,9 @@ FINAL = {"delivered", "read", "failed", "undelivered", "expired", "canceled"}
 
 
 @main.command("demo")
-@click.option("--base-url", default=None, help="The running web process (default: PUBLIC_BASE_URL).")
+@click.option(
+    "--base-url", default=None, help="The running web process (default: PUBLIC_BASE_URL)."
+)
 @click.option("--timeout", default=90.0, show_default=True, help="Seconds to wait for outcomes.")
 @json_option
 def demo(base_url: str | None, timeout: float, as_json: bool) -> None:
@@ -242,22 +258,33 @@ def demo(base_url: str | None, timeout: float, as_json: bool) -> None:
         tenant = Tenant(name="Demo tenant")
         session.add(tenant)
         session.flush()
-        account = ChannelAccount(tenant_id=tenant.id, provider="sandbox", channels=["sms", "mms"],
-                                 sender="+12025550199")
+        account = ChannelAccount(
+            tenant_id=tenant.id, provider="sandbox", channels=["sms", "mms"], sender="+12025550199"
+        )
         session.add(account)
         session.flush()
-        session.add(WebhookSecret(tenant_id=tenant.id, account_id=account.id, secret=generate_secret()))
-        session.add(ApiKey(tenant_id=tenant.id, key_hash=hash_api_key(key),
-                           scopes=["messages:write", "messages:read"]))
+        session.add(
+            WebhookSecret(tenant_id=tenant.id, account_id=account.id, secret=generate_secret())
+        )
+        session.add(
+            ApiKey(
+                tenant_id=tenant.id,
+                key_hash=hash_api_key(key),
+                scopes=["messages:write", "messages:read"],
+            )
+        )
         url = (base_url or settings.public_base_url).rstrip("/")
     headers = {"Authorization": f"Bearer {key}"}
     say: Callable[[str], None] = (lambda _m: None) if as_json else click.echo
     ids: dict[str, str] = {}
     try:
         for phone, expect in DEMO_RECIPIENTS.items():
-            r = requests.post(f"{url}/v1/messages", json={"to": phone, "body": f"Demo: {expect}"},
-                              headers={**headers, "Idempotency-Key": f"demo-{tenant.id}-{phone}"},
-                              timeout=10)
+            r = requests.post(
+                f"{url}/v1/messages",
+                json={"to": phone, "body": f"Demo: {expect}"},
+                headers={**headers, "Idempotency-Key": f"demo-{tenant.id}-{phone}"},
+                timeout=10,
+            )
             if r.status_code not in (200, 202):
                 raise click.ClickException(f"POST /v1/messages answered {r.status_code}: {r.text}")
             ids[phone] = r.json()["id"]
@@ -270,22 +297,36 @@ def demo(base_url: str | None, timeout: float, as_json: bool) -> None:
         for phone, message_id in ids.items():
             if phone in results:
                 continue
-            body = requests.get(f"{url}/v1/messages/{message_id}", headers=headers, timeout=10).json()
+            body = requests.get(
+                f"{url}/v1/messages/{message_id}", headers=headers, timeout=10
+            ).json()
             if body["status"] in FINAL:
                 results[phone] = body
         time.sleep(0.5)
     for phone, message_id in ids.items():
-        body = results.get(phone) or requests.get(
-            f"{url}/v1/messages/{message_id}", headers=headers, timeout=10).json()
+        body = (
+            results.get(phone)
+            or requests.get(f"{url}/v1/messages/{message_id}", headers=headers, timeout=10).json()
+        )
         results[phone] = body
         say(f"\n{message_id} to {phone}: {body['status']}")
         for event in body["events"]:
-            say(f"  {event['at']}  {event['from'] or '-':>10} -> {event['to']:<11} "
-                f"{event['outcome']:<9} {event['source']:<16} {event['reason'] or ''}")
+            say(
+                f"  {event['at']}  {event['from'] or '-':>10} -> {event['to']:<11} "
+                f"{event['outcome']:<9} {event['source']:<16} {event['reason'] or ''}"
+            )
     if as_json:
-        click.echo(json.dumps({"tenant_id": tenant.id, "api_key": key,
-                               "messages": {p: {"id": b["id"], "status": b["status"]}
-                                            for p, b in results.items()}}))
+        click.echo(
+            json.dumps(
+                {
+                    "tenant_id": tenant.id,
+                    "api_key": key,
+                    "messages": {
+                        p: {"id": b["id"], "status": b["status"]} for p, b in results.items()
+                    },
+                }
+            )
+        )
     if any(b["status"] not in FINAL for b in results.values()):
         sys.exit(1)
 
@@ -305,9 +346,12 @@ def flower(extra: tuple[str, ...]) -> None:
     if not settings.flower_basic_auth:
         raise click.ClickException("set FLOWER_BASIC_AUTH=user:password; Flower shows task data")
     if settings.broker_url.startswith("sqla+"):
-        click.echo("note: the embedded broker carries no broadcasts, so Flower will see no workers; "
-                   "set REDIS_URL (or BROKER_URL=amqp://...) for a useful Flower", err=True)
+        click.echo(
+            "note: the embedded broker carries no broadcasts, so Flower will see no workers; "
+            "set REDIS_URL (or BROKER_URL=amqp://...) for a useful Flower",
+            err=True,
+        )
     # Flower reads FLOWER_BASIC_AUTH from the environment itself, which keeps the
     # password off the command line (and out of ps).
-    os.environ.setdefault("FLOWER_PORT", str(settings.port))
-    os.execvp("celery", ["celery", "-A", "workers.main", "flower", *extra])
+    argv = ["celery", "-A", "workers.main", "flower", f"--port={settings.flower_port}", *extra]
+    os.execvp("celery", argv)  # noqa: S606  (replace this process; no shell involved)

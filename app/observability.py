@@ -8,8 +8,21 @@ from typing import Any
 from config import Settings
 
 PHONE = re.compile(r"\+?\d[\d\s().-]{7,}\d")
-SENSITIVE_KEYS = frozenset({"body", "to", "from", "phone", "text", "media", "authorization",
-                            "auth_token", "credentials", "secret", "webhook-signature"})
+SENSITIVE_KEYS = frozenset(
+    {
+        "body",
+        "to",
+        "from",
+        "phone",
+        "text",
+        "media",
+        "authorization",
+        "auth_token",
+        "credentials",
+        "secret",
+        "webhook-signature",
+    }
+)
 REDACTED = "[redacted]"
 
 
@@ -18,8 +31,9 @@ def scrub(value: Any) -> Any:
     if isinstance(value, str):
         return PHONE.sub(REDACTED, value)
     if isinstance(value, dict):
+        # Keys are scrubbed too: a dict keyed by phone number would leak otherwise.
         return {
-            k: (REDACTED if isinstance(k, str) and k.lower() in SENSITIVE_KEYS else scrub(v))
+            scrub(k): (REDACTED if isinstance(k, str) and k.lower() in SENSITIVE_KEYS else scrub(v))
             for k, v in value.items()
         }
     if isinstance(value, list | tuple):
@@ -47,6 +61,8 @@ def init_sentry(settings: Settings) -> bool:
         environment=settings.sentry_environment,
         integrations=[FlaskIntegration(), CeleryIntegration()],
         send_default_pii=False,
+        # Frame locals hold bodies and numbers in every shape; scrubbing cannot catch them all.
+        include_local_variables=False,
         max_request_body_size="never",
         before_send=before_send,  # type: ignore[arg-type]
     )

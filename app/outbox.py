@@ -13,7 +13,6 @@ import logging
 from collections.abc import Sequence
 from datetime import timedelta
 
-
 from celery import Celery
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
@@ -113,5 +112,3 @@ def pending_count(session: Session) -> int:
     from sqlalchemy import func
 
     return int(session.scalar(select(func.count()).select_from(OutboxRow)) or 0)
-
-

@@ -40,6 +40,7 @@ class Settings:
     sentry_dsn: str | None = None
     sentry_environment: str = "production"
     flower_basic_auth: str | None = None
+    flower_port: int = 5555
     log_level: str = "INFO"
     redis_tls_verify: bool = False
     broker_visibility_timeout: int = 3600
@@ -64,7 +65,10 @@ class Settings:
     @property
     def broker_transport_options(self) -> dict[str, Any]:
         """Options every process (web, worker, beat, flower) must share."""
-        opts: dict[str, Any] = {}
+        # Establishing a channel gives up after one quick retry: the web process must
+        # answer within milliseconds when the broker is down (the outbox keeps the task),
+        # and workers reconnect through Celery's own consumer retry loop.
+        opts: dict[str, Any] = {"max_retries": 1, "interval_start": 0, "interval_step": 0.2}
         if self.broker_url.startswith(("redis://", "rediss://")):
             opts["visibility_timeout"] = self.broker_visibility_timeout
             prefix = self.extra.get("broker_keyprefix")
@@ -83,7 +87,9 @@ class Settings:
         return {"ssl_cert_reqs": ssl.CERT_REQUIRED if self.redis_tls_verify else ssl.CERT_NONE}
 
 
-def _int(env: Mapping[str, str], name: str, default: int, minimum: int = 0) -> int:
+def _int(
+    env: Mapping[str, str], name: str, default: int, minimum: int = 0, maximum: int | None = None
+) -> int:
     raw = env.get(name)
     if raw is None or raw.strip() == "":
         return default
@@ -93,6 +99,8 @@ def _int(env: Mapping[str, str], name: str, default: int, minimum: int = 0) -> i
         raise ConfigError(f"{name} must be a whole number, got {raw!r}") from None
     if value < minimum:
         raise ConfigError(f"{name} must be at least {minimum}, got {value}")
+    if maximum is not None and value > maximum:
+        raise ConfigError(f"{name} must be at most {maximum}, got {value}")
     return value
 
 
@@ -230,10 +238,12 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     if len(blind_raw) < 32:
         raise ConfigError("BLIND_INDEX_KEY must be at least 32 characters")
 
-    port = _int(env, "PORT", 5000, minimum=1)
+    port = _int(env, "PORT", 5000, minimum=1, maximum=65535)
     public_base_url = (env.get("PUBLIC_BASE_URL") or f"http://127.0.0.1:{port}").rstrip("/")
     if not public_base_url.startswith(("http://", "https://")):
-        raise ConfigError(f"PUBLIC_BASE_URL must start with http:// or https://, got {public_base_url!r}")
+        raise ConfigError(
+            f"PUBLIC_BASE_URL must start with http:// or https://, got {public_base_url!r}"
+        )
 
     flower_auth = env.get("FLOWER_BASIC_AUTH") or None
     if flower_auth is not None and ":" not in flower_auth:
@@ -262,6 +272,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         sentry_dsn=env.get("SENTRY_DSN") or None,
         sentry_environment=env.get("SENTRY_ENVIRONMENT") or "production",
         flower_basic_auth=flower_auth,
+        flower_port=_int(env, "FLOWER_PORT", port, minimum=1, maximum=65535),
         log_level=log_level,
         redis_tls_verify=tls_verify,
         broker_visibility_timeout=_int(env, "BROKER_VISIBILITY_TIMEOUT", 3600, minimum=60),

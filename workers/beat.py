@@ -11,7 +11,11 @@ from config import Settings
 def beat_schedule(settings: Settings) -> dict[str, dict[str, Any]]:
     def entry(task: str, every: float) -> dict[str, Any]:
         # A run that waited longer than its own period is stale: the next one will do its work.
-        return {"task": task, "schedule": every, "options": {"queue": QueueNames.MAINTENANCE, "expires": max(every, 5.0)}}
+        return {
+            "task": task,
+            "schedule": every,
+            "options": {"queue": QueueNames.MAINTENANCE, "expires": max(every, 5.0)},
+        }
 
     return {
         "relay-outbox": entry(TaskNames.RELAY_OUTBOX, settings.outbox_relay_interval),

@@ -50,9 +50,12 @@ def sandbox_emit_receipts(message_id: str) -> int:
             .join(ChannelAccount, ChannelAccount.id == Message.account_id)
             .where(Message.id == message_id)
         ).first()
-        if row is None or row[0].provider_message_id is None:
+        if row is None:
             return 0
         message, phone, sender = row
+        provider_message_id = message.provider_message_id
+        if provider_message_id is None:
+            return 0
         secret = session.scalar(
             select(WebhookSecret.secret)
             .where(WebhookSecret.account_id == message.account_id, WebhookSecret.active.is_(True))
@@ -65,5 +68,5 @@ def sandbox_emit_receipts(message_id: str) -> int:
     url = f"{settings().public_base_url}/webhooks/standard/{message.account_id}"
     plan = receipt_plan(phone)
     for status in plan:
-        post_receipt(url, secret, message.provider_message_id, status, message.channel, phone, sender)
+        post_receipt(url, secret, provider_message_id, status, message.channel, phone, sender)
     return len(plan)

@@ -19,7 +19,9 @@ R = TypeVar("R")
 
 
 def _unauthorized(detail: str) -> Problem:
-    return Problem(401, "unauthorized", detail, headers={"WWW-Authenticate": 'Bearer realm="switchboard"'})
+    return Problem(
+        401, "unauthorized", detail, headers={"WWW-Authenticate": 'Bearer realm="switchboard"'}
+    )
 
 
 def require_scope(scope: str) -> Callable[[Callable[P, R]], Callable[P, R]]:

@@ -51,7 +51,9 @@ def problem_response(problem: Problem) -> Response:
     }
     if problem.errors is not None:
         body["errors"] = problem.errors
-    response = Response(json.dumps(body), status=problem.status, mimetype="application/problem+json")
+    response = Response(
+        json.dumps(body), status=problem.status, mimetype="application/problem+json"
+    )
     for key, value in problem.headers.items():
         response.headers[key] = value
     return response
@@ -91,7 +93,9 @@ def register_error_handlers(app: Flask) -> None:
     def _http(exc: HTTPException) -> Response:
         status = exc.code or 500
         reason = _HTTP_REASONS.get(status, "http_error")
-        response = problem_response(Problem(status, reason, exc.description or exc.name, title=exc.name))
+        response = problem_response(
+            Problem(status, reason, exc.description or exc.name, title=exc.name)
+        )
         if status == 405 and exc.response is None:
             allowed = getattr(exc, "valid_methods", None)
             if allowed:
@@ -104,7 +108,9 @@ def register_error_handlers(app: Flask) -> None:
         log.error("database unavailable", extra={"error": type(exc).__name__})
         return problem_response(
             Problem(
-                503, "database_unavailable", "the database is unavailable; nothing was stored",
+                503,
+                "database_unavailable",
+                "the database is unavailable; nothing was stored",
                 headers={"Retry-After": "5"},
             )
         )

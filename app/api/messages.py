@@ -41,7 +41,8 @@ def _settings() -> Settings:
 
 def _conflict(message_id: str) -> Problem:
     return Problem(
-        409, "idempotency_key_reused",
+        409,
+        "idempotency_key_reused",
         "this Idempotency-Key was used with a different payload",
         extra={"message_id": message_id},
     )
@@ -53,7 +54,11 @@ def create_message() -> Any:
     payload = json_object()
     key = request.headers.get("Idempotency-Key")
     if key is not None and not (0 < len(key) <= MAX_IDEMPOTENCY_KEY):
-        raise Problem(400, "bad_idempotency_key", f"Idempotency-Key must be 1 to {MAX_IDEMPOTENCY_KEY} characters")
+        raise Problem(
+            400,
+            "bad_idempotency_key",
+            f"Idempotency-Key must be 1 to {MAX_IDEMPOTENCY_KEY} characters",
+        )
     try:
         intent = SendIntent.model_validate(payload)
     except ValidationError as exc:
@@ -63,9 +68,16 @@ def create_message() -> Any:
     assert tenant is not None
     if intent.quiet_hours == "ignore" and not tenant.allow_quiet_hours_override:
         raise Problem(
-            422, "quiet_hours_override_not_allowed",
+            422,
+            "quiet_hours_override_not_allowed",
             "this tenant may not send with quiet_hours=ignore",
-            errors=[{"field": "quiet_hours", "code": "not_allowed", "message": "not allowed for this tenant"}],
+            errors=[
+                {
+                    "field": "quiet_hours",
+                    "code": "not_allowed",
+                    "message": "not allowed for this tenant",
+                }
+            ],
         )
     digest = request_hash(payload)
     try:
@@ -76,7 +88,9 @@ def create_message() -> Any:
     except IdempotencyConflict as exc:
         raise _conflict(exc.message_id) from None
     except NoRoute as exc:
-        errors = [{"field": exc.field, "code": exc.reason, "message": exc.detail}] if exc.field else None
+        errors = (
+            [{"field": exc.field, "code": exc.reason, "message": exc.detail}] if exc.field else None
+        )
         raise Problem(422, exc.reason, exc.detail, errors=errors) from None
     except IntegrityError:
         # A concurrent request with the same key won the insert: answer as its replay.
@@ -156,7 +170,9 @@ def list_messages() -> Any:
                 raise ValueError
             query = query.where(Message.created_at >= since_dt)
         except ValueError:
-            errors.append({"field": "since", "code": "invalid", "message": "must be RFC 3339 with a zone"})
+            errors.append(
+                {"field": "since", "code": "invalid", "message": "must be RFC 3339 with a zone"}
+            )
     try:
         limit = int(request.args.get("limit", "50"))
         if not 1 <= limit <= 200:
@@ -184,8 +200,9 @@ def cancel_message(message_id: str) -> Any:
         return message_view(message, phone)
     if Status(message.status) not in CANCELABLE:
         raise Problem(
-            409, "not_cancelable",
-            f"the message is {message.status}; only pending, scheduled or queued messages can be canceled",
+            409,
+            "not_cancelable",
+            f"the message is {message.status}; only pending, scheduled or queued ones can cancel",
             extra={"message_status": message.status},
         )
     apply_transition(session, message, Status.CANCELED, source="api", reason="canceled_by_api")

@@ -46,11 +46,19 @@ def standard_webhook(account_id: str) -> Any:
         CanonicalEvent.model_validate_json(body)
     except ValidationError as exc:
         errors = [
-            {"field": ".".join(str(p) for p in e["loc"]) or "(body)", "code": e["type"], "message": e["msg"]}
+            {
+                "field": ".".join(str(p) for p in e["loc"]) or "(body)",
+                "code": e["type"],
+                "message": e["msg"],
+            }
             for e in exc.errors(include_url=False, include_input=False)
         ]
-        raise Problem(400, "malformed_event", "the body is not a canonical event (schemaVersion 1)",
-                      errors=errors) from None
+        raise Problem(
+            400,
+            "malformed_event",
+            "the body is not a canonical event (schemaVersion 1)",
+            errors=errors,
+        ) from None
     webhook_id = headers["webhook-id"]
     if len(webhook_id) > 200:
         raise Problem(400, "malformed_body", "webhook-id is longer than 200 characters")

@@ -6,8 +6,11 @@ import random
 from datetime import timedelta
 
 
-def retry_delay(attempt: int, base: float, cap: float, rng: random.Random | None = None) -> timedelta:
+def retry_delay(
+    attempt: int, base: float, cap: float, rng: random.Random | None = None
+) -> timedelta:
     """Equal jitter: half the exponential step, plus a random part of the other half."""
-    step = min(cap, base * (2 ** max(0, attempt - 1)))
+    exponent = min(max(0, attempt - 1), 60)  # past 2**60 the cap wins anyway; avoid float overflow
+    step = min(cap, base * (2**exponent))
     r = rng or random
     return timedelta(seconds=step / 2 + r.uniform(0, step / 2))

@@ -102,7 +102,9 @@ def send(db: Database, claim_: Claim) -> SendResult | ProviderError:
     except ProviderError as exc:
         return exc
     except Exception as exc:  # an adapter bug or an unclassified transport error
-        log.exception("provider send raised unclassified error", extra={"provider": claim_.provider})
+        log.exception(
+            "provider send raised unclassified error", extra={"provider": claim_.provider}
+        )
         return RetryableError("unclassified_error", type(exc).__name__)
 
 
@@ -136,7 +138,12 @@ def record_outcome(
         if isinstance(outcome, ThrottledError):
             due = now + timedelta(seconds=outcome.retry_after)
             apply_transition(
-                session, message, Status.SCHEDULED, source="provider", reason="throttled", data=data,
+                session,
+                message,
+                Status.SCHEDULED,
+                source="provider",
+                reason="throttled",
+                data=data,
                 changes={
                     "attempts": message.attempts - 1,  # a throttle is not a failed attempt
                     "throttles": message.throttles + 1,
@@ -153,8 +160,12 @@ def record_outcome(
             )
             if fallback is not None:
                 apply_transition(
-                    session, message, Status.SCHEDULED, source="provider",
-                    reason=f"fallback:{fallback}", data=data,
+                    session,
+                    message,
+                    Status.SCHEDULED,
+                    source="provider",
+                    reason=f"fallback:{fallback}",
+                    data=data,
                     changes={"channel": fallback, "next_attempt_at": now},
                 )
                 return "fallback"
@@ -164,13 +175,24 @@ def record_outcome(
             return "failed"
         if message.attempts >= settings.max_attempts:
             apply_transition(
-                session, message, Status.FAILED, source="provider",
-                reason="retries_exhausted", data=data,
+                session,
+                message,
+                Status.FAILED,
+                source="provider",
+                reason="retries_exhausted",
+                data=data,
             )
             return "failed"
-        delay = retry_delay(message.attempts, settings.retry_base_seconds, settings.retry_max_seconds)
+        delay = retry_delay(
+            message.attempts, settings.retry_base_seconds, settings.retry_max_seconds
+        )
         apply_transition(
-            session, message, Status.SCHEDULED, source="provider", reason="retry", data=data,
+            session,
+            message,
+            Status.SCHEDULED,
+            source="provider",
+            reason="retry",
+            data=data,
             changes={"next_attempt_at": now + delay},
         )
         return "retry"

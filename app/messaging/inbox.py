@@ -16,7 +16,9 @@ from app.outbox import enqueue
 LOST_AFTER = timedelta(minutes=10)
 
 
-def store_callback(session: Session, account: ChannelAccount, provider: str, dedupe_key: str, body: str) -> bool:
+def store_callback(
+    session: Session, account: ChannelAccount, provider: str, dedupe_key: str, body: str
+) -> bool:
     """Insert the raw callback (encrypted) unless this dedupe key was seen; True when new.
 
     The processing task is owed through the outbox in the same transaction.
@@ -53,7 +55,7 @@ def redrive_deferred(db: Database, batch: int = 500) -> int:
                     InboxItem.processed_at.is_(None),
                     or_(
                         InboxItem.next_attempt_at <= now,
-                        # Never deferred, yet still unprocessed long after arrival: its task was lost.
+                        # Never deferred, yet unprocessed long after arrival: its task was lost.
                         and_(
                             InboxItem.next_attempt_at.is_(None),
                             InboxItem.received_at <= now - LOST_AFTER,

@@ -1,4 +1,6 @@
-"""Turning a validated send intent into a persisted message and its owed dispatch, in one transaction."""
+"""Turning a validated send intent into a persisted message and its owed dispatch.
+
+All of it happens in the caller's one transaction."""
 
 from __future__ import annotations
 
@@ -84,7 +86,9 @@ def accept_intent(
         account_id=account.id,
         contact_id=contact.id,
         body=intent.body,
-        media=json.dumps([m.model_dump(mode="json") for m in intent.media]) if intent.media else None,
+        media=json.dumps([m.model_dump(mode="json") for m in intent.media])
+        if intent.media
+        else None,
         priority=intent.priority,
         status=Status.SCHEDULED.value if scheduled else Status.QUEUED.value,
         status_reason="send_at" if scheduled else None,

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from pydantic import (
@@ -76,7 +75,6 @@ class SendIntent(BaseModel):
         if self.media and not set(self.channels) & {"mms", "rcs"}:
             raise ValueError("media needs an mms or rcs channel in channels")
         return self
-
 
 
 def request_hash(payload: Any) -> str:

@@ -131,7 +131,11 @@ def _record_inbound(session: Session, item: InboxItem, event: CanonicalEvent) ->
     )
     if last_outbound is not None:
         record_note(
-            session, last_outbound, "replied", source=f"webhook:{item.provider}",
-            dedupe_key=f"reply:{item.dedupe_key}", data={"reply_id": message.id},
+            session,
+            last_outbound,
+            "replied",
+            source=f"webhook:{item.provider}",
+            dedupe_key=f"reply:{item.dedupe_key}",
+            data={"reply_id": message.id},
         )
     return _finish(item, "inbound")

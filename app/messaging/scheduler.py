@@ -40,7 +40,11 @@ def release_due(db: Database, batch: int = 500) -> int:
                 apply_transition(session, message, Status.EXPIRED, source="beat", reason="ttl")
                 continue
             apply_transition(
-                session, message, Status.QUEUED, source="beat", reason="released",
+                session,
+                message,
+                Status.QUEUED,
+                source="beat",
+                reason="released",
                 changes={"next_attempt_at": None},
             )
             enqueue(session, TaskNames.DISPATCH, [message.id], lane_for(message.priority))

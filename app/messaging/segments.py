@@ -1,4 +1,9 @@
-"""SMS segment counting: GSM-7 gives 160/153 characters a segment, UCS-2 gives 70/67."""
+"""SMS segment counting: GSM-7 gives 160/153 characters a segment, UCS-2 gives 70/67.
+
+A GSM-7 extension character (escape + character) and a UCS-2 surrogate pair
+cannot be split across two segments, so long messages are filled character by
+character rather than divided.
+"""
 
 from __future__ import annotations
 
@@ -19,14 +24,23 @@ class SegmentCount:
     segments: int
 
 
+def _units(text: str, gsm: bool) -> list[int]:
+    if gsm:
+        return [2 if c in GSM7_EXTENDED else 1 for c in text]
+    return [2 if ord(c) > 0xFFFF else 1 for c in text]  # UTF-16 code units
+
+
 def count_segments(text: str) -> SegmentCount:
-    if all(c in GSM7_BASIC or c in GSM7_EXTENDED for c in text):
-        units = sum(2 if c in GSM7_EXTENDED else 1 for c in text)
-        single, multi, encoding = 160, 153, "GSM-7"
-    else:
-        # UCS-2 counts UTF-16 code units: characters beyond the BMP take two.
-        units = len(text.encode("utf-16-le")) // 2
-        single, multi, encoding = 70, 67, "UCS-2"
-    if units <= single:
-        return SegmentCount(encoding, units, 1)
-    return SegmentCount(encoding, units, -(-units // multi))
+    gsm = all(c in GSM7_BASIC or c in GSM7_EXTENDED for c in text)
+    single, multi = (160, 153) if gsm else (70, 67)
+    sizes = _units(text, gsm)
+    total = sum(sizes)
+    encoding = "GSM-7" if gsm else "UCS-2"
+    if total <= single:
+        return SegmentCount(encoding, total, 1)
+    segments, used = 1, 0
+    for size in sizes:
+        if used + size > multi:
+            segments, used = segments + 1, 0
+        used += size
+    return SegmentCount(encoding, total, segments)

@@ -1,4 +1,4 @@
-"""The message state machine (contract): the allowed transitions are data, one function applies them.
+"""The message state machine (contract): transitions are data, and one function applies them.
 
 Rules:
 - a status only moves forward; a late or out-of-order receipt is recorded and changes nothing;
@@ -200,6 +200,8 @@ def record_created(session: Session, message: Message, *, source: str) -> None:
     (``queued`` or ``scheduled``) to save a write; the history still shows both steps.
     """
     initial = Status(message.status)
+    if initial not in (S.PENDING, S.RECEIVED) and not is_allowed(S.PENDING, initial):
+        raise ValueError(f"a new message cannot start in {initial}")
     session.add(
         MessageEvent(
             tenant_id=message.tenant_id,
@@ -214,8 +216,6 @@ def record_created(session: Session, message: Message, *, source: str) -> None:
     )
     if initial in (S.PENDING, S.RECEIVED):
         return
-    if not is_allowed(S.PENDING, initial):
-        raise ValueError(f"a new message cannot start in {initial}")
     session.add(
         MessageEvent(
             tenant_id=message.tenant_id,

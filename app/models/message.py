@@ -8,7 +8,7 @@ from typing import Any
 from sqlalchemy import JSON, ForeignKey, Index, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
-from app.models.base import BigIntPK, Base, TenantScoped, Timestamped
+from app.models.base import Base, BigIntPK, TenantScoped, Timestamped
 from app.models.types import Encrypted, UTCDateTime, new_id, utcnow
 
 

@@ -7,7 +7,7 @@ from typing import Any
 from sqlalchemy import JSON, String
 from sqlalchemy.orm import Mapped, mapped_column
 
-from app.models.base import BigIntPK, Base, Timestamped
+from app.models.base import Base, BigIntPK, Timestamped
 
 
 class OutboxRow(Timestamped, Base):

@@ -80,6 +80,8 @@ def post_receipt(
             "metadata": {"sandbox": True},
         }
     )
-    response = requests.post(url, data=body, headers=sign_headers(secret, event_id, body), timeout=10)
+    response = requests.post(
+        url, data=body, headers=sign_headers(secret, event_id, body), timeout=10
+    )
     if response.status_code >= 300:
         raise RetryableError("receipt_rejected", f"HTTP {response.status_code}")

@@ -7,7 +7,7 @@ import secrets
 from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 
-from standardwebhooks.webhooks import Webhook, WebhookVerificationError
+from standardwebhooks.webhooks import EmptyWebhookSecretError, Webhook, WebhookVerificationError
 
 
 class SignatureError(Exception):
@@ -29,7 +29,8 @@ def is_valid_secret(secret: str) -> bool:
 
 
 def sign_headers(secret: str, msg_id: str, body: str, at: datetime | None = None) -> dict[str, str]:
-    when = at or datetime.now(UTC)
+    # The library formats the wall-clock fields as if they were UTC: convert first.
+    when = (at or datetime.now(UTC)).astimezone(UTC)
     return {
         "webhook-id": msg_id,
         "webhook-timestamp": str(int(when.timestamp())),
@@ -44,7 +45,11 @@ def verify(body: str, headers: Mapping[str, str], secrets_: Iterable[str]) -> No
     The library compares in constant time and accepts space-separated
     signatures, which is how a sender rotating its secret signs twice.
     """
-    wanted = {k: headers[k] for k in ("webhook-id", "webhook-timestamp", "webhook-signature") if k in headers}
+    wanted = {
+        k: headers[k]
+        for k in ("webhook-id", "webhook-timestamp", "webhook-signature")
+        if k in headers
+    }
     if len(wanted) < 3:
         raise SignatureError("missing webhook-id, webhook-timestamp or webhook-signature")
     last: str = "no active webhook secret for this account"
@@ -56,4 +61,6 @@ def verify(body: str, headers: Mapping[str, str], secrets_: Iterable[str]) -> No
             last = str(exc)
         except (ValueError, binascii.Error):
             last = "malformed webhook-signature header"
+        except EmptyWebhookSecretError:
+            continue  # a blank stored secret must not stop the others being tried
     raise SignatureError(last)

@@ -40,7 +40,9 @@ class StandardProvider:
         base_url = creds.get("base_url")
         secret = creds.get("signing_secret")
         if not base_url or not secret:
-            raise PermanentError("account_misconfigured", "standard account needs base_url and a secret")
+            raise PermanentError(
+                "account_misconfigured", "standard account needs base_url and a secret"
+            )
         event_id = f"{request.message_id}.{request.attempt}"
         body = json.dumps(
             {
@@ -72,13 +74,16 @@ class StandardProvider:
         except requests.RequestException as exc:
             raise RetryableError("transport_error", type(exc).__name__) from None
         if response.status_code == 429:
-            raise ThrottledError("throttled", retry_after_seconds(response.headers.get("Retry-After")))
+            raise ThrottledError(
+                "throttled", retry_after_seconds(response.headers.get("Retry-After"))
+            )
         if is_retryable_status(response.status_code):
             raise RetryableError("provider_unavailable", f"HTTP {response.status_code}")
         if response.status_code >= 400:
             code = _error_code(response)
-            raise PermanentError(code, f"HTTP {response.status_code}",
-                                 channel_related=code == "channel_unsupported")
+            raise PermanentError(
+                code, f"HTTP {response.status_code}", channel_related=code == "channel_unsupported"
+            )
         try:
             provider_id = str(response.json()["providerMessageId"])
         except (ValueError, KeyError, TypeError):

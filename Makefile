@@ -1,0 +1,43 @@
+# Switchboard: `make run` starts the whole pipeline, `make test` runs lint and the suite.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: install run test lint typecheck unit test-embedded bench clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+## The whole pipeline (web, worker, worker_bulk, beat; flower too when a network broker is set).
+run: $(STAMP)
+	PATH="$(CURDIR)/$(BIN):$$PATH" ./scripts/run
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+typecheck: $(STAMP)
+	$(BIN)/mypy
+
+## Lint, types, then the suite: real Postgres + Redis + a real worker when reachable, else embedded.
+test: lint typecheck
+	$(BIN)/python -m pytest
+
+## The suite once more on the embedded backends (SQLite + the sqla broker), as CI also does.
+test-embedded: $(STAMP)
+	SWITCHBOARD_TEST_BACKEND=embedded $(BIN)/python -m pytest
+
+unit: $(STAMP)
+	$(BIN)/python -m pytest tests/unit
+
+bench: $(STAMP)
+	$(BIN)/python scripts/bench/run.py
+
+clean:
+	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache .hypothesis

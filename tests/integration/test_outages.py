@@ -1,0 +1,160 @@
+"""The database or the broker going down at intake: clear answers, nothing lost or half-written."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from dataclasses import replace
+from datetime import timedelta
+from urllib.parse import urlsplit
+
+import pytest
+from flask import Flask
+from sqlalchemy import func, select
+
+from app import create_app
+from app.db import Database
+from app.models import Contact, InboxItem, Message, OutboxRow
+from app.outbox import relay
+from config import Settings
+from tests.factories import TenantCtx
+from tests.support.tcp_proxy import TcpProxy
+
+pytestmark = pytest.mark.postgres
+
+
+def proxied(url: str, proxy: TcpProxy) -> str:
+    parts = urlsplit(url)
+    netloc = parts.netloc.replace(f"{parts.hostname}:{parts.port}", f"127.0.0.1:{proxy.port}")
+    return parts._replace(netloc=netloc).geturl()
+
+
+def proxy_for(url: str) -> TcpProxy:
+    parts = urlsplit(url)
+    proxy = TcpProxy(parts.hostname or "127.0.0.1", parts.port or 0)
+    proxy.start()
+    return proxy
+
+
+@pytest.fixture
+def db_proxy(settings: Settings) -> Iterator[TcpProxy]:
+    """A proxy in front of Postgres that the test can cut."""
+    proxy = proxy_for(settings.database_url)
+    yield proxy
+    proxy.stop()
+
+
+@pytest.fixture
+def app_via_db_proxy(settings: Settings, db_proxy: TcpProxy) -> Flask:
+    """An app whose database connections go through the proxy."""
+    return create_app(
+        {"settings": replace(settings, database_url=proxied(settings.database_url, db_proxy))}
+    )
+
+
+@pytest.fixture
+def broker_proxy(settings: Settings) -> Iterator[TcpProxy]:
+    """A proxy in front of the Redis broker that the test can cut."""
+    proxy = proxy_for(settings.broker_url)
+    yield proxy
+    proxy.stop()
+
+
+@pytest.fixture
+def app_via_broker_proxy(settings: Settings, broker_proxy: TcpProxy) -> Flask:
+    """An app that publishes tasks through the proxy."""
+    return create_app(
+        {"settings": replace(settings, broker_url=proxied(settings.broker_url, broker_proxy))}
+    )
+
+
+def test_database_down_at_intake_is_503_and_nothing_written(
+    app_via_db_proxy: Flask, db_proxy: TcpProxy, ctx: TenantCtx, db: Database
+) -> None:
+    client = app_via_db_proxy.test_client()
+    assert client.get("/readyz").status_code == 200
+    db_proxy.stop()
+    started = time.monotonic()
+    r = client.post(
+        "/v1/messages",
+        json={"to": "+12025550123", "body": "x"},
+        headers={**ctx.headers, "Idempotency-Key": "down-1"},
+    )
+    assert time.monotonic() - started < 10
+    assert r.status_code == 503 and r.mimetype == "application/problem+json"
+    assert r.get_json()["reason"] == "database_unavailable" and r.headers["Retry-After"]
+    ready = client.get("/readyz")
+    assert ready.status_code == 503 and ready.get_json()["checks"]["database"].startswith(
+        "unavailable"
+    )
+    db_proxy.start()
+    with db.session() as s:
+        assert (
+            s.scalar(
+                select(func.count()).select_from(Message).where(Message.tenant_id == ctx.tenant_id)
+            )
+            == 0
+        )
+        assert (
+            s.scalar(
+                select(func.count()).select_from(Contact).where(Contact.tenant_id == ctx.tenant_id)
+            )
+            == 0
+        )
+    again = client.post(
+        "/v1/messages",
+        json={"to": "+12025550123", "body": "x"},
+        headers={**ctx.headers, "Idempotency-Key": "down-1"},
+    )
+    assert again.status_code == 202
+
+
+def test_database_down_at_webhook_is_503_so_the_provider_retries(
+    app_via_db_proxy: Flask, db_proxy: TcpProxy, ctx: TenantCtx, db: Database
+) -> None:
+    from app.providers.signing import sign_headers
+
+    client = app_via_db_proxy.test_client()
+    body = (
+        '{"eventId":"e","schemaVersion":1,"channel":"sms","direction":"status","status":"sent",'
+        '"providerMessageId":"P","timestamp":"2026-01-01T00:00:00Z"}'
+    )
+    db_proxy.stop()
+    r = client.post(
+        f"/webhooks/standard/{ctx.account_id}",
+        data=body,
+        headers=sign_headers(ctx.secret, "w-down", body),
+    )
+    assert r.status_code == 503
+    db_proxy.start()
+    with db.session() as s:
+        assert (
+            s.scalar(
+                select(func.count())
+                .select_from(InboxItem)
+                .where(InboxItem.account_id == ctx.account_id)
+            )
+            == 0
+        )
+
+
+def test_broker_down_at_intake_still_202_and_row_kept_for_the_relay(
+    app_via_broker_proxy: Flask, broker_proxy: TcpProxy, ctx: TenantCtx, db: Database
+) -> None:
+    client = app_via_broker_proxy.test_client()
+    broker_proxy.stop()
+    started = time.monotonic()
+    r = client.post("/v1/messages", json={"to": "+12025550100", "body": "x"}, headers=ctx.headers)
+    assert time.monotonic() - started < 10
+    assert r.status_code == 202
+    mid = r.get_json()["id"]
+    ready = client.get("/readyz")
+    assert ready.status_code == 503 and ready.get_json()["checks"]["broker"].startswith(
+        "unavailable"
+    )
+    with db.session() as s:
+        assert [mid] in [row.args for row in s.scalars(select(OutboxRow))]
+    broker_proxy.start()
+    assert relay(app_via_broker_proxy.extensions["celery"], db, grace=timedelta(0)) >= 1
+    with db.session() as s:
+        assert [mid] not in [row.args for row in s.scalars(select(OutboxRow))]

@@ -1,0 +1,56 @@
+"""Queue names: the Procfile's workers consume every queue, each exactly once."""
+
+from __future__ import annotations
+
+import shlex
+from pathlib import Path
+
+import pytest
+
+from app.broker import QueueNames
+
+PROCFILE = Path(__file__).resolve().parents[2] / "Procfile"
+WORKERS = ("worker", "worker_bulk")
+
+
+def consumed_queues() -> dict[str, list[str]]:
+    """The -Q queues of each worker process in the Procfile."""
+    commands = {}
+    for line in PROCFILE.read_text(encoding="utf-8").splitlines():
+        name, sep, command = line.partition(":")
+        if sep and name.strip() in WORKERS:
+            commands[name.strip()] = shlex.split(command)
+    queues = {}
+    for name, argv in commands.items():
+        flag = argv.index("-Q")
+        queues[name] = argv[flag + 1].split(",")
+    return queues
+
+
+def test_both_workers_are_in_the_procfile() -> None:
+    assert set(consumed_queues()) == set(WORKERS)
+
+
+def test_workers_consume_every_queue() -> None:
+    consumed = consumed_queues()
+
+    assert set().union(*consumed.values()) == set(QueueNames.all())
+
+
+def test_every_queue_is_consumed_exactly_once() -> None:
+    everything = [q for queues in consumed_queues().values() for q in queues]
+
+    assert sorted(everything) == sorted(QueueNames.all())
+
+
+def test_queue_names_are_unique() -> None:
+    assert len(set(QueueNames.all())) == len(QueueNames.all())
+
+
+@pytest.mark.parametrize(
+    ("priority", "queue"),
+    [("urgent", "dispatch.urgent"), ("normal", "dispatch.normal"), ("bulk", "dispatch.bulk")],
+)
+def test_each_priority_has_its_lane(priority: str, queue: str) -> None:
+    assert QueueNames.for_priority(priority) == queue
+    assert queue in QueueNames.all()
