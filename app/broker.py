@@ -75,8 +75,9 @@ def create_celery(settings: Settings, name: str = "switchboard") -> Celery:
         # The outbox holds what could not be published: fail fast, relay later.
         task_publish_retry=False,
         worker_hijack_root_logger=False,
+        # Flower's live view of workers and tasks; task-sent events would cost
+        # the web process one more Redis round trip for every publish.
         worker_send_task_events=True,
-        task_send_sent_event=True,
         enable_utc=True,
         timezone="UTC",
     )

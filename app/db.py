@@ -63,7 +63,9 @@ def make_engine(settings: Settings) -> Engine:
     return create_engine(
         settings.database_url,
         pool_pre_ping=True,
-        pool_size=5,
+        # gunicorn runs several threads a worker, and a request briefly holds a second
+        # connection while its outbox rows are deleted after commit: keep them pooled.
+        pool_size=10,
         max_overflow=10,
         pool_timeout=5,
         # Fail fast when Postgres is unreachable, so the API can answer 503 promptly.

@@ -8,6 +8,8 @@ from typing import Any
 from config import Settings
 
 PHONE = re.compile(r"\+?\d[\d\s().-]{7,}\d")
+# SQLAlchemy error messages quote the bound parameters, which may hold message data.
+SQL_PARAMETERS = re.compile(r"\[parameters: .*?\](?=\s*(\(Background|$))", re.DOTALL)
 SENSITIVE_KEYS = frozenset(
     {
         "body",
@@ -29,7 +31,7 @@ REDACTED = "[redacted]"
 def scrub(value: Any) -> Any:
     """Replace phone numbers in strings and drop values under sensitive keys, recursively."""
     if isinstance(value, str):
-        return PHONE.sub(REDACTED, value)
+        return PHONE.sub(REDACTED, SQL_PARAMETERS.sub(f"[parameters: {REDACTED}]", value))
     if isinstance(value, dict):
         # Keys are scrubbed too: a dict keyed by phone number would leak otherwise.
         return {

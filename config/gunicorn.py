@@ -15,3 +15,5 @@ keepalive = 5
 accesslog = "-"
 access_log_format = '%(h)s "%(r)s" %(s)s %(b)s %(M)sms'
 forwarded_allow_ips = "*"
+# gunicorn's control socket lives at one path per user, shared by every master on the machine.
+control_socket_disable = True

@@ -48,6 +48,11 @@ def _conflict(message_id: str) -> Problem:
     )
 
 
+def _may_ignore_quiet_hours(tenant_id: str) -> bool:
+    tenant = request_session().get(Tenant, tenant_id)
+    return tenant is not None and tenant.allow_quiet_hours_override
+
+
 @bp.post("")
 @require_scope("messages:write")
 def create_message() -> Any:
@@ -64,9 +69,7 @@ def create_message() -> Any:
     except ValidationError as exc:
         raise validation_problem(exc) from None
     session = request_session()
-    tenant = session.get(Tenant, g.tenant_id)
-    assert tenant is not None
-    if intent.quiet_hours == "ignore" and not tenant.allow_quiet_hours_override:
+    if intent.quiet_hours == "ignore" and not _may_ignore_quiet_hours(g.tenant_id):
         raise Problem(
             422,
             "quiet_hours_override_not_allowed",

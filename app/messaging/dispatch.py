@@ -10,17 +10,19 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from dataclasses import dataclass
 from datetime import timedelta
 
 from sqlalchemy import select
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
 from app.broker import QueueNames, TaskNames
 from app.db import Database
 from app.messaging.backoff import retry_delay
 from app.messaging.routing import next_channel
-from app.messaging.states import Status, apply_transition
+from app.messaging.states import ConcurrentTransition, Status, apply_transition
 from app.models import ChannelAccount, Contact, Message
 from app.models.types import utcnow
 from app.outbox import enqueue
@@ -40,7 +42,7 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class Claim:
-    account_id: str
+    account: ChannelAccount  # detached: the provider call needs no database
     provider: str
     request: SendRequest
 
@@ -88,17 +90,14 @@ def claim(db: Database, settings: Settings, message_id: str) -> Claim | str:
             attempt=message.attempts + message.throttles,
             status_callback=webhook_url(settings, provider.webhook_kind, account.id),
         )
-        return Claim(account.id, account.provider, request)
-
-
-def send(db: Database, claim_: Claim) -> SendResult | ProviderError:
-    with db.session() as session:
-        account = session.get(ChannelAccount, claim_.account_id)
-        assert account is not None
         session.expunge(account)
+        return Claim(account, account.provider, request)
+
+
+def send(claim_: Claim) -> SendResult | ProviderError:
     provider = get_provider(claim_.provider)
     try:
-        return provider.send(account, claim_.request)
+        return provider.send(claim_.account, claim_.request)
     except ProviderError as exc:
         return exc
     except Exception as exc:  # an adapter bug or an unclassified transport error
@@ -198,13 +197,39 @@ def record_outcome(
         return "retry"
 
 
+RECORD_RETRY_DELAYS = (0.5, 1.0, 2.0, 4.0)
+
+
+def _record_with_retries(
+    db: Database, settings: Settings, message_id: str, outcome: SendResult | ProviderError
+) -> str:
+    """The provider has answered: try hard to write that down.
+
+    Retrying the whole task would not help (the message is no longer
+    ``queued``), so a short database outage is ridden out here. If it lasts
+    longer, the message stays ``dispatched`` for the stuck-message reconciliation.
+    """
+    for delay in (*RECORD_RETRY_DELAYS, None):
+        try:
+            return record_outcome(db, settings, message_id, outcome)
+        except (OperationalError, ConcurrentTransition) as exc:
+            if delay is None:
+                log.error(
+                    "outcome not recorded; message left dispatched",
+                    extra={"message_id": message_id, "error": type(exc).__name__},
+                )
+                raise
+            time.sleep(delay)
+    raise AssertionError("unreachable")
+
+
 def dispatch_message(db: Database, settings: Settings, message_id: str) -> str:
     """The whole dispatch of one message; idempotent, returns what happened."""
     claimed = claim(db, settings, message_id)
     if isinstance(claimed, str):
         return claimed
-    outcome = send(db, claimed)
-    result = record_outcome(db, settings, message_id, outcome)
+    outcome = send(claimed)
+    result = _record_with_retries(db, settings, message_id, outcome)
     log.info(
         "dispatched",
         extra={"message_id": message_id, "result": result, "provider": claimed.provider},

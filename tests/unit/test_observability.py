@@ -104,3 +104,16 @@ def test_phone_numbers_used_as_keys_are_scrubbed() -> None:
     scrubbed = scrub({"vars": {PHONE: "accepted, sent, delivered"}})
 
     assert "12025550100" not in json.dumps(scrubbed)
+
+
+def test_sqlalchemy_bound_parameters_are_redacted() -> None:
+    message = (
+        "(psycopg2.errors.UndefinedColumn) column does not exist\n"
+        "[SQL: SELECT x FROM messages WHERE body = %(b)s]\n"
+        "[parameters: {'b': 'meet me at [the] usual place'}]\n"
+        "(Background on this error at: https://sqlalche.me/e/21/f405)"
+    )
+    scrubbed = scrub(message)
+    assert "usual place" not in scrubbed
+    assert "[SQL: SELECT x FROM messages WHERE body = %(b)s]" in scrubbed
+    assert "Background on this error" in scrubbed

@@ -1,0 +1,205 @@
+"""The ``switchboard`` console script (contract): with --json, each prints one JSON object."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+from flask.testing import FlaskClient
+
+from app.providers.signing import generate_secret
+from tests.support.backends import ROOT, Backend
+
+SWITCHBOARD = str(Path(sys.executable).parent / "switchboard")
+
+
+def run(backend: Backend, *args: str, ok: bool = True) -> subprocess.CompletedProcess[str]:
+    env = {**backend.process_env(), "PUBLIC_BASE_URL": "https://sb.example.com"}
+    proc = subprocess.run(
+        [SWITCHBOARD, *args],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    if ok:
+        assert proc.returncode == 0, proc.stderr
+    return proc
+
+
+def run_json(backend: Backend, *args: str) -> dict[str, Any]:
+    out = run(backend, *args, "--json").stdout
+    data: dict[str, Any] = json.loads(out)  # exactly one JSON object on stdout
+    return data
+
+
+def test_tenant_key_account_then_send_with_that_key(backend: Backend, client: FlaskClient) -> None:
+    tenant = run_json(
+        backend,
+        "tenants",
+        "create",
+        "--name",
+        "Acme",
+        "--timezone",
+        "Europe/Paris",
+        "--quiet-hours",
+        "21:00-08:00",
+    )
+    assert set(tenant) == {"id"} and tenant["id"].startswith("ten_")
+    key = run_json(backend, "keys", "create", "--tenant", tenant["id"])
+    assert set(key) == {"id", "key"} and key["key"].startswith("sb_live_")
+    account = run_json(
+        backend,
+        "accounts",
+        "create",
+        "--tenant",
+        tenant["id"],
+        "--provider",
+        "sandbox",
+        "--channels",
+        "sms,mms",
+        "--sender",
+        "+12025550199",
+    )
+    assert account["webhook_url"] == f"https://sb.example.com/webhooks/standard/{account['id']}"
+    r = client.post(
+        "/v1/messages",
+        json={"to": "+12025550100", "body": "hi"},
+        headers={"Authorization": f"Bearer {key['key']}"},
+    )
+    assert r.status_code == 202 and r.get_json()["account_id"] == account["id"]
+
+
+def test_scoped_key_is_limited_to_its_scopes(backend: Backend, client: FlaskClient) -> None:
+    tenant = run_json(backend, "tenants", "create", "--name", "Reader")
+    key = run_json(backend, "keys", "create", "--tenant", tenant["id"], "--scopes", "messages:read")
+    headers = {"Authorization": f"Bearer {key['key']}"}
+    assert client.get("/v1/messages", headers=headers).status_code == 200
+    assert (
+        client.post(
+            "/v1/messages", json={"to": "+12025550100", "body": "x"}, headers=headers
+        ).status_code
+        == 403
+    )
+
+
+def test_standard_account_keeps_its_secret_and_base_url(backend: Backend) -> None:
+    tenant = run_json(backend, "tenants", "create", "--name", "Std")
+    account = run_json(
+        backend,
+        "accounts",
+        "create",
+        "--tenant",
+        tenant["id"],
+        "--provider",
+        "standard",
+        "--channels",
+        "rcs,sms",
+        "--sender",
+        "+12025550199",
+        "--base-url",
+        "http://127.0.0.1:9",
+        "--webhook-secret",
+        generate_secret(),
+    )
+    assert account["id"].startswith("acc_")
+
+
+def test_bad_input_is_refused_with_a_reason(backend: Backend) -> None:
+    tenant = run_json(backend, "tenants", "create", "--name", "Bad")
+    cases = [
+        (["tenants", "create", "--name", "x", "--timezone", "Mars/Olympus"], "time zone"),
+        (["tenants", "create", "--name", "x", "--quiet-hours", "9pm-8am"], "HH:MM"),
+        (["keys", "create", "--tenant", "ten_missing"], "no tenant"),
+        (["keys", "create", "--tenant", tenant["id"], "--scopes", "admin"], "unknown scopes"),
+        (
+            [
+                "accounts",
+                "create",
+                "--tenant",
+                tenant["id"],
+                "--provider",
+                "standard",
+                "--sender",
+                "x",
+            ],
+            "--base-url",
+        ),
+        (
+            [
+                "accounts",
+                "create",
+                "--tenant",
+                tenant["id"],
+                "--provider",
+                "sandbox",
+                "--sender",
+                "x",
+                "--channels",
+                "fax",
+            ],
+            "sms, mms, rcs",
+        ),
+        (
+            [
+                "accounts",
+                "create",
+                "--tenant",
+                tenant["id"],
+                "--provider",
+                "sandbox",
+                "--sender",
+                "x",
+                "--webhook-secret",
+                "hunter2",
+            ],
+            "whsec_",
+        ),
+    ]
+    for args, says in cases:
+        proc = run(backend, *args, "--json", ok=False)
+        assert proc.returncode != 0, args
+        assert says in proc.stderr, (args, proc.stderr)
+        assert proc.stdout == ""
+
+
+def test_generated_encryption_key_is_accepted_by_the_settings(backend: Backend) -> None:
+    from config import load_settings
+
+    key = run_json(backend, "keys", "generate")["key"]
+    settings = load_settings({"ENCRYPTION_KEYS": key, "SWITCHBOARD_VAR_DIR": str(backend.var_dir)})
+    assert settings.encryption_keys == (key,)
+
+
+def test_db_upgrade_is_idempotent(backend: Backend) -> None:
+    assert run_json(backend, "db", "upgrade") == {"status": "ok"}
+
+
+def test_bad_configuration_is_a_clear_error(backend: Backend) -> None:
+    env = {**backend.process_env(), "DATABASE_URL": "mysql://x", "PORT": "5000"}
+    proc = subprocess.run(
+        [SWITCHBOARD, "tenants", "create", "--name", "x"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert proc.returncode != 0
+    assert "DATABASE_URL" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_flower_refuses_to_start_without_basic_auth(backend: Backend) -> None:
+    proc = run(backend, "flower", ok=False)
+    assert proc.returncode != 0 and "FLOWER_BASIC_AUTH" in proc.stderr
+
+
+def test_schema_command_prints_the_published_schema(backend: Backend) -> None:
+    printed = run(backend, "schema").stdout
+    assert printed == (ROOT / "schemas" / "canonical-event.v1.json").read_text()
