@@ -88,14 +88,18 @@ def tenants_create(
     """Create a tenant."""
     from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+    from app.messaging.quiet_hours import QuietWindow
     from app.models import Tenant
 
     try:
         ZoneInfo(tz)
     except (ZoneInfoNotFoundError, ValueError):
         raise click.BadParameter(f"unknown time zone {tz!r}", param_hint="--timezone") from None
-    if quiet_hours is not None and not _valid_window(quiet_hours):
-        raise click.BadParameter("use HH:MM-HH:MM, e.g. 21:00-08:00", param_hint="--quiet-hours")
+    if quiet_hours is not None:
+        try:
+            QuietWindow.parse(quiet_hours)
+        except ValueError as exc:
+            raise click.BadParameter(f"{exc} (HH:MM-HH:MM)", param_hint="--quiet-hours") from None
     with _session() as (session, _settings):
         tenant = Tenant(
             name=name,
@@ -107,13 +111,6 @@ def tenants_create(
         session.flush()
         tenant_id = tenant.id
     _emit(as_json, {"id": tenant_id}, f"tenant {tenant_id}")
-
-
-def _valid_window(value: str) -> bool:
-    import re
-
-    match = re.fullmatch(r"([01]\d|2[0-3]):([0-5]\d)-([01]\d|2[0-3]):([0-5]\d)", value)
-    return match is not None
 
 
 @main.group()

@@ -31,12 +31,19 @@ def make_tenant_ctx(
     scopes: tuple[str, ...] = ("messages:write", "messages:read"),
     with_account: bool = True,
     allow_quiet_hours_override: bool = False,
+    quiet_hours: str | None = None,
+    timezone: str = "UTC",
     credentials: dict[str, str] | None = None,
 ) -> TenantCtx:
     key = generate_api_key()
     secret = generate_secret()
     with db.session() as session:
-        tenant = Tenant(name="Test tenant", allow_quiet_hours_override=allow_quiet_hours_override)
+        tenant = Tenant(
+            name="Test tenant",
+            allow_quiet_hours_override=allow_quiet_hours_override,
+            quiet_hours=quiet_hours,
+            timezone=timezone,
+        )
         session.add(tenant)
         session.flush()
         session.add(ApiKey(tenant_id=tenant.id, key_hash=hash_api_key(key), scopes=list(scopes)))

@@ -11,7 +11,7 @@ from sqlalchemy import select
 
 from app.api.errors import Problem
 from app.db import request_session
-from app.models import ApiKey
+from app.models import ApiKey, Tenant
 from app.security.api_keys import hash_api_key
 
 P = ParamSpec("P")
@@ -25,7 +25,7 @@ def _unauthorized(detail: str) -> Problem:
 
 
 def require_scope(scope: str) -> Callable[[Callable[P, R]], Callable[P, R]]:
-    """Authenticate the Bearer key, check its scope, and set ``g.tenant_id``."""
+    """Authenticate the Bearer key, check its scope, and set ``g.tenant_id`` and ``g.tenant``."""
 
     def decorator(view: Callable[P, R]) -> Callable[P, R]:
         @wraps(view)
@@ -34,14 +34,22 @@ def require_scope(scope: str) -> Callable[[Callable[P, R]], Callable[P, R]]:
             scheme, _, token = header.partition(" ")
             if scheme.lower() != "bearer" or not token.strip():
                 raise _unauthorized("send Authorization: Bearer <api key>")
-            key = request_session().scalar(
-                select(ApiKey).where(ApiKey.key_hash == hash_api_key(token.strip()))
+            row = (
+                request_session()
+                .execute(
+                    select(ApiKey, Tenant)
+                    .join(Tenant, Tenant.id == ApiKey.tenant_id)
+                    .where(ApiKey.key_hash == hash_api_key(token.strip()))
+                )
+                .first()
             )
-            if key is None or key.revoked_at is not None:
+            if row is None or row[0].revoked_at is not None:
                 raise _unauthorized("unknown or revoked API key")
+            key, tenant = row
             if scope not in key.scopes:
                 raise Problem(403, "insufficient_scope", f"this API key lacks the {scope} scope")
             g.tenant_id = key.tenant_id
+            g.tenant = tenant
             g.api_key_id = key.id
             return view(*args, **kwargs)
 

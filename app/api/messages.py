@@ -48,11 +48,6 @@ def _conflict(message_id: str) -> Problem:
     )
 
 
-def _may_ignore_quiet_hours(tenant_id: str) -> bool:
-    tenant = request_session().get(Tenant, tenant_id)
-    return tenant is not None and tenant.allow_quiet_hours_override
-
-
 @bp.post("")
 @require_scope("messages:write")
 def create_message() -> Any:
@@ -69,7 +64,8 @@ def create_message() -> Any:
     except ValidationError as exc:
         raise validation_problem(exc) from None
     session = request_session()
-    if intent.quiet_hours == "ignore" and not _may_ignore_quiet_hours(g.tenant_id):
+    tenant: Tenant = g.tenant
+    if intent.quiet_hours == "ignore" and not tenant.allow_quiet_hours_override:
         raise Problem(
             422,
             "quiet_hours_override_not_allowed",
@@ -85,7 +81,7 @@ def create_message() -> Any:
     digest = request_hash(payload)
     try:
         result = accept_intent(
-            session, _settings(), g.tenant_id, intent, idempotency_key=key, payload_hash=digest
+            session, _settings(), tenant, intent, idempotency_key=key, payload_hash=digest
         )
         session.commit()
     except IdempotencyConflict as exc:

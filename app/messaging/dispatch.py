@@ -21,9 +21,10 @@ from sqlalchemy.orm import Session
 from app.broker import QueueNames, TaskNames
 from app.db import Database
 from app.messaging.backoff import retry_delay
+from app.messaging.quiet_hours import deferral_for
 from app.messaging.routing import next_channel
 from app.messaging.states import ConcurrentTransition, Status, apply_transition
-from app.models import ChannelAccount, Contact, Message
+from app.models import ChannelAccount, Contact, Message, Tenant
 from app.models.types import utcnow
 from app.outbox import enqueue
 from app.providers import get_provider
@@ -70,7 +71,22 @@ def claim(db: Database, settings: Settings, message_id: str) -> Claim | str:
             return "expired"
         account = session.get(ChannelAccount, message.account_id)
         contact = session.get(Contact, message.contact_id)
-        assert account is not None and contact is not None
+        tenant = session.get(Tenant, message.tenant_id)
+        assert account is not None and contact is not None and tenant is not None
+        quiet_end = deferral_for(
+            message.quiet_hours, tenant.quiet_hours, tenant.timezone, contact.timezone, now
+        )
+        if quiet_end is not None:
+            # Released or retried into the recipient's night: wait for their morning.
+            apply_transition(
+                session,
+                message,
+                Status.SCHEDULED,
+                source="dispatcher",
+                reason="quiet_hours",
+                changes={"not_before": quiet_end, "next_attempt_at": None},
+            )
+            return "quiet_hours"
         provider = get_provider(account.provider)
         apply_transition(
             session,

@@ -14,10 +14,11 @@ from sqlalchemy.orm import Session
 from app.broker import TaskNames
 from app.messaging.contacts import get_or_create_contact
 from app.messaging.intents import SendIntent
+from app.messaging.quiet_hours import deferral_for
 from app.messaging.routing import choose_route, lane_for
 from app.messaging.segments import count_segments
 from app.messaging.states import Status, record_created
-from app.models import Message
+from app.models import Message, Tenant
 from app.models.types import new_id, utcnow
 from app.outbox import enqueue
 from config import Settings
@@ -55,7 +56,7 @@ def replay_or_conflict(existing: Message, payload_hash: str) -> IntakeResult:
 def accept_intent(
     session: Session,
     settings: Settings,
-    tenant_id: str,
+    tenant: Tenant,
     intent: SendIntent,
     *,
     idempotency_key: str | None,
@@ -66,6 +67,7 @@ def accept_intent(
 
     Raises IdempotencyConflict, or routing.NoRoute when no account can carry it.
     """
+    tenant_id = tenant.id
     if idempotency_key is not None:
         existing = find_by_idempotency_key(session, tenant_id, idempotency_key)
         if existing is not None:
@@ -75,7 +77,16 @@ def accept_intent(
     contact = get_or_create_contact(session, tenant_id, intent.to)
     now = utcnow()
     ttl = intent.ttl_seconds or settings.default_ttl_seconds
-    scheduled = intent.send_at is not None and intent.send_at - now > SCHEDULE_THRESHOLD
+    not_before = (
+        intent.send_at if intent.send_at and intent.send_at - now > SCHEDULE_THRESHOLD else None
+    )
+    reason = "send_at" if not_before else None
+    quiet_end = deferral_for(
+        intent.quiet_hours, tenant.quiet_hours, tenant.timezone, contact.timezone, not_before or now
+    )
+    if quiet_end is not None:
+        not_before, reason = quiet_end, "quiet_hours"
+    scheduled = not_before is not None
     count = count_segments(intent.body or "")
     message = Message(
         id=new_id("msg"),
@@ -91,8 +102,8 @@ def accept_intent(
         else None,
         priority=intent.priority,
         status=Status.SCHEDULED.value if scheduled else Status.QUEUED.value,
-        status_reason="send_at" if scheduled else None,
-        not_before=intent.send_at if scheduled else None,
+        status_reason=reason,
+        not_before=not_before,
         expires_at=now + timedelta(seconds=ttl),
         segments=count.segments,
         encoding=count.encoding,

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
 import phonenumbers
 from phonenumbers import timezone as pn_timezone
 
@@ -24,8 +27,27 @@ def to_e164(raw: str) -> str:
 
 
 def timezone_for(e164: str) -> str | None:
-    """The number's time zone when phonenumbers names exactly one, else None."""
-    zones = pn_timezone.time_zones_for_number(phonenumbers.parse(e164, None))
-    if len(zones) == 1 and zones[0] != "Etc/Unknown":
-        return str(zones[0])
-    return None
+    """The number's time zone, when every zone phonenumbers names for it keeps the same clock.
+
+    A UK mobile maps to London, Guernsey, Jersey and the Isle of Man, which all
+    agree all year; a US or Australian mobile may be in several real zones, so
+    None (the caller falls back to the tenant's zone).
+    """
+    zones = [
+        z
+        for z in pn_timezone.time_zones_for_number(phonenumbers.parse(e164, None))
+        if z != "Etc/Unknown"
+    ]
+    if not zones:
+        return None
+    clocks = {_offsets(z) for z in zones}
+    return str(zones[0]) if len(clocks) == 1 and None not in clocks else None
+
+
+def _offsets(name: str) -> tuple[timedelta | None, ...] | None:
+    """The zone's UTC offsets on a winter and a summer day: enough to tell zones apart."""
+    try:
+        tz = ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        return None
+    return tuple(datetime(2025, month, 15, 12, tzinfo=tz).utcoffset() for month in (1, 7))
