@@ -96,6 +96,36 @@ class ConcurrentTransition(RuntimeError):
     """The row changed under us between read and write; the caller's transaction must retry."""
 
 
+def _record(
+    session: Session,
+    message: Message,
+    *,
+    kind: str,
+    from_status: str | None,
+    to_status: str | None,
+    outcome: str,
+    reason: str | None,
+    source: str,
+    dedupe_key: str | None = None,
+    data: dict[str, Any] | None = None,
+) -> MessageEvent:
+    """Append one event to the message's history (the only place events are written)."""
+    event = MessageEvent(
+        tenant_id=message.tenant_id,
+        message_id=message.id,
+        kind=kind,
+        from_status=from_status,
+        to_status=to_status,
+        outcome=outcome,
+        reason=reason,
+        source=source,
+        dedupe_key=dedupe_key,
+        data=data or {},
+    )
+    session.add(event)
+    return event
+
+
 def apply_transition(
     session: Session,
     message: Message,
@@ -150,9 +180,9 @@ def apply_transition(
         for key, value in values.items():
             set_committed_value(message, key, value)
 
-    event = MessageEvent(
-        tenant_id=message.tenant_id,
-        message_id=message.id,
+    event = _record(
+        session,
+        message,
         kind="transition",
         from_status=current.value,
         to_status=target.value,
@@ -160,9 +190,8 @@ def apply_transition(
         reason=why,
         source=source,
         dedupe_key=dedupe_key,
-        data=data or {},
+        data=data,
     )
-    session.add(event)
     return TransitionResult(outcome, current, target, event)
 
 
@@ -177,9 +206,9 @@ def record_note(
     data: dict[str, Any] | None = None,
 ) -> MessageEvent:
     """Record a conversation fact (replied, opted out, escalated) without changing status."""
-    event = MessageEvent(
-        tenant_id=message.tenant_id,
-        message_id=message.id,
+    return _record(
+        session,
+        message,
         kind=kind,
         from_status=message.status,
         to_status=message.status,
@@ -187,10 +216,8 @@ def record_note(
         reason=reason,
         source=source,
         dedupe_key=dedupe_key,
-        data=data or {},
+        data=data,
     )
-    session.add(event)
-    return event
 
 
 def record_created(session: Session, message: Message, *, source: str) -> None:
@@ -202,29 +229,25 @@ def record_created(session: Session, message: Message, *, source: str) -> None:
     initial = Status(message.status)
     if initial not in (S.PENDING, S.RECEIVED) and not is_allowed(S.PENDING, initial):
         raise ValueError(f"a new message cannot start in {initial}")
-    session.add(
-        MessageEvent(
-            tenant_id=message.tenant_id,
-            message_id=message.id,
-            kind="transition",
-            from_status=None,
-            to_status=S.PENDING.value if initial is not S.RECEIVED else initial.value,
-            outcome=Outcome.APPLIED.value,
-            reason="created",
-            source=source,
-        )
+    _record(
+        session,
+        message,
+        kind="transition",
+        from_status=None,
+        to_status=S.PENDING.value if initial is not S.RECEIVED else initial.value,
+        outcome=Outcome.APPLIED.value,
+        reason="created",
+        source=source,
     )
     if initial in (S.PENDING, S.RECEIVED):
         return
-    session.add(
-        MessageEvent(
-            tenant_id=message.tenant_id,
-            message_id=message.id,
-            kind="transition",
-            from_status=S.PENDING.value,
-            to_status=initial.value,
-            outcome=Outcome.APPLIED.value,
-            reason=message.status_reason,
-            source=source,
-        )
+    _record(
+        session,
+        message,
+        kind="transition",
+        from_status=S.PENDING.value,
+        to_status=initial.value,
+        outcome=Outcome.APPLIED.value,
+        reason=message.status_reason,
+        source=source,
     )
