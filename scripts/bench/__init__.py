@@ -1,0 +1,1 @@
+"""Load benchmark for the web process (not part of the test suite): see README.md."""

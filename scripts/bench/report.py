@@ -1,0 +1,137 @@
+"""The run's summary: one JSON-ready document, and the table made from it."""
+
+from __future__ import annotations
+
+import math
+import os
+from typing import Any
+
+from scripts.bench.common import GUNICORN_CONFIG
+from scripts.bench.fixtures import Environment
+from scripts.bench.loadgen import PhaseStats
+from scripts.bench.options import Options, describe_bound
+from scripts.bench.servers import Server
+from scripts.bench.targets import TargetResult
+
+
+def _vs(value: float, base: float) -> float | None:
+    """``value / base`` to three decimals; None when there is nothing to divide."""
+    if not base or math.isnan(base) or math.isnan(value):
+        return None
+    return round(value / base, 3)
+
+
+def _vs_floor(stats: PhaseStats, floor: PhaseStats) -> dict[str, float | None]:
+    ratios = {"rps": _vs(stats.rps, floor.rps)}
+    for pct in (50, 95, 99):
+        ratios[f"p{pct}"] = _vs(stats.percentile(pct), floor.percentile(pct))
+    return ratios
+
+
+def summarize(
+    opts: Options,
+    envir: Environment | None,
+    results: dict[str, TargetResult],
+    servers: dict[str, Server],
+    notes: list[str],
+) -> dict[str, Any]:
+    server_errors: dict[str, Any] = {}
+    for name, server in servers.items():
+        if server.started:
+            found = server.error_lines()
+            server_errors[name] = {"lines": len(found), "first": found[:3]}
+    floor = results.get("floor")
+    floor_stats = floor.measured if floor and floor.status == "ok" else None
+    targets: dict[str, Any] = {}
+    for name, result in results.items():
+        entry: dict[str, Any] = {
+            "endpoint": result.target.endpoint,
+            "status": result.status,
+            "detail": result.detail,
+        }
+        stats = result.measured
+        if stats is not None:
+            entry.update(stats.summary())
+            if floor_stats is not None:
+                entry["vs_floor"] = _vs_floor(stats, floor_stats)
+        targets[name] = entry
+    return {
+        "run_id": envir.run_id if envir else None,
+        "ok": all(not r.failed for r in results.values()) and bool(results),
+        "config": {
+            "gunicorn_config": GUNICORN_CONFIG,
+            "web_concurrency": opts.workers,
+            "concurrency": opts.concurrency,
+            "warmup_s": opts.warmup,
+            "duration_s": opts.duration,
+            "requests": opts.requests,
+            "cpus": os.cpu_count(),
+            "shared_machine": True,
+        },
+        "targets": targets,
+        "server_log_errors": server_errors,
+        "notes": notes,
+    }
+
+
+def _fmt_ratio(value: float | None) -> str:
+    return "-" if value is None else f"{value:.2f}x"
+
+
+def _header(summary: dict[str, Any]) -> list[str]:
+    cfg = summary["config"]
+    bound = describe_bound(cfg["duration_s"], cfg["requests"])
+    return [
+        "",
+        f"Switchboard web benchmark (run {summary['run_id']})",
+        f"  servers: gunicorn -c {cfg['gunicorn_config']}, WEB_CONCURRENCY={cfg['web_concurrency']}"
+        " (worker class and threads from the config), bound to 127.0.0.1",
+        f"  load: {cfg['concurrency']} connections, closed loop, {cfg['warmup_s']:g} s warm-up "
+        f"(not measured) then {bound} per target",
+        f"  NOTE: the load generator and the servers share this machine ({cfg['cpus']} CPUs); "
+        "compare the ratios, not the absolute numbers.",
+        "",
+    ]
+
+
+def _row(entry: dict[str, Any]) -> str:
+    if "rps" not in entry:
+        return f"{entry['endpoint']:<30} {entry['status'].upper()}: {entry['detail']}"
+    vs = entry.get("vs_floor") or {}
+    lat = entry["latency_ms"]
+    errors = f"{entry['errors']}/{entry['requests']} ({100 * entry['error_rate']:.1f}%)"
+    return (
+        f"{entry['endpoint']:<30} {entry['rps']:>8.1f} {lat['p50']:>8.1f} {lat['p95']:>8.1f} "
+        f"{lat['p99']:>8.1f} {errors:>16} {_fmt_ratio(vs.get('rps')):>9} "
+        f"{_fmt_ratio(vs.get('p50')):>9} {_fmt_ratio(vs.get('p99')):>9} "
+        f"{entry['loadgen_cpu_percent']:>6.0f}%"
+    )
+
+
+def _footer(summary: dict[str, Any]) -> list[str]:
+    lines = [
+        "",
+        "  req/s counts 2xx answers; latencies cover every request; 'gen cpu' is the load "
+        "generator's own CPU (100% = one core).",
+    ]
+    for name, entry in summary["targets"].items():
+        if entry.get("status") == "errors":
+            lines.append(f"  FAILED {name}: {entry['detail']}")
+        for sample in entry.get("error_samples", [])[:3]:
+            lines.append(f"  {name} error sample: {sample}")
+    for name, found in summary["server_log_errors"].items():
+        if found["lines"]:
+            first = found["first"][0]
+            lines.append(f"  {name} server log: {found['lines']} error lines, first: {first}")
+    lines += [f"  check: {note}" for note in summary["notes"]]
+    return lines
+
+
+def render_table(summary: dict[str, Any]) -> str:
+    header = (
+        f"{'target':<30} {'req/s':>8} {'p50 ms':>8} {'p95 ms':>8} {'p99 ms':>8} {'errors':>16} "
+        f"{'rps/floor':>9} {'p50/floor':>9} {'p99/floor':>9} {'gen cpu':>7}"
+    )
+    rows = [_row(entry) for entry in summary["targets"].values()]
+    lines = [*_header(summary), header, "-" * len(header), *rows, *_footer(summary)]
+    return "\n".join(lines)

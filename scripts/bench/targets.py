@@ -1,0 +1,136 @@
+"""The three targets (what each request looks like) and loading them one after another."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from app.providers.signing import sign_headers
+from scripts.bench.common import SetupError, say
+from scripts.bench.fixtures import Environment
+from scripts.bench.loadgen import HttpRequest, LoadResult, PhaseStats, RequestFactory, run_load
+from scripts.bench.options import Options, describe_bound
+from scripts.bench.servers import Server
+
+RECIPIENT = "+12025550100"  # sandbox: accepted, sent, delivered
+MAX_ERROR_RATE = 0.01
+
+
+@dataclass(frozen=True)
+class Target:
+    name: str
+    endpoint: str
+    server: str  # "floor" or "app"
+    factory: RequestFactory
+
+
+@dataclass
+class TargetResult:
+    target: Target
+    status: str = "not run"  # ok | errors | not started | not run
+    detail: str = ""
+    load: LoadResult | None = None
+
+    @property
+    def measured(self) -> PhaseStats | None:
+        return self.load.measured if self.load else None
+
+    @property
+    def failed(self) -> bool:
+        return self.status != "ok"
+
+
+def json_request(path: str, payload: dict[str, Any], headers: dict[str, str]) -> HttpRequest:
+    body = json.dumps(payload, separators=(",", ":")).encode()
+    return HttpRequest("POST", path, body, {"Content-Type": "application/json", **headers})
+
+
+def build_targets(envir: Environment) -> dict[str, Target]:
+    run_id = envir.run_id
+
+    def floor(n: int) -> HttpRequest:
+        return json_request("/floor", {"to": RECIPIENT, "body": f"bench {run_id} #{n}"}, {})
+
+    auth = {"Authorization": f"Bearer {envir.api_key}"}
+
+    def messages(n: int) -> HttpRequest:
+        return json_request("/v1/messages", {"to": RECIPIENT, "body": f"bench {run_id} #{n}"}, auth)
+
+    webhook_path = f"/webhooks/standard/{envir.account_id}"
+    secret = envir.webhook_secret
+
+    def webhook(n: int) -> HttpRequest:
+        # A status for a provider message id nobody sent: stored in the inbox, then deferred.
+        event = {
+            "eventId": f"evt-{run_id}-{n}",
+            "schemaVersion": 1,
+            "channel": "sms",
+            "direction": "status",
+            "status": "delivered",
+            "providerMessageId": f"BENCH{run_id}{n:010d}",
+            "timestamp": datetime.now(UTC).isoformat(),
+        }
+        body = json.dumps(event, separators=(",", ":"))
+        headers = sign_headers(secret, f"msg_bench_{run_id}_{n}", body)  # unique webhook-id
+        return HttpRequest("POST", webhook_path, body.encode(), headers)
+
+    return {
+        "floor": Target("floor", "POST /floor (floor)", "floor", floor),
+        "webhook": Target("webhook", "POST /webhooks/standard/{id}", "app", webhook),
+        "messages": Target("messages", "POST /v1/messages", "app", messages),
+    }
+
+
+def run_targets(
+    opts: Options, envir: Environment, servers: dict[str, Server], results: dict[str, TargetResult]
+) -> None:
+    """Load each chosen target in turn, filling ``results`` as it goes.
+
+    A server starts when its first target comes up and stops after its last one;
+    a server that fails to start marks its targets "not started" and the run goes on.
+    """
+    targets = build_targets(envir)
+    broken: dict[str, str] = {}
+    for index, name in enumerate(opts.targets):
+        target = targets[name]
+        result = results[name] = TargetResult(target)
+        server = servers[target.server]
+        if target.server not in broken and not server.started:
+            try:
+                server.start(opts.start_timeout)
+            except SetupError as exc:
+                say(f"  ERROR: {exc}")
+                broken[target.server] = str(exc).splitlines()[0]
+                server.stop()
+        if target.server in broken:
+            result.status, result.detail = "not started", broken[target.server]
+            continue
+        say(
+            f"  loading {target.endpoint}: {opts.warmup:g} s warm-up, then "
+            f"{describe_bound(opts.duration, opts.requests)}, {opts.concurrency} connections"
+        )
+        result.load = asyncio.run(
+            run_load(
+                server.base_url,
+                target.factory,
+                concurrency=opts.concurrency,
+                warmup=opts.warmup,
+                duration=opts.duration,
+                max_requests=opts.requests,
+            )
+        )
+        result.status, result.detail = _verdict(result.load.measured)
+        # Stop a server once no later target needs it, so it does not idle alongside the next.
+        if not any(targets[n].server == target.server for n in opts.targets[index + 1 :]):
+            server.stop()
+
+
+def _verdict(stats: PhaseStats) -> tuple[str, str]:
+    if stats.ok == 0:
+        return "errors", "no successful request"
+    if stats.error_rate > MAX_ERROR_RATE:
+        return "errors", f"error rate {100 * stats.error_rate:.2f}% is above 1%"
+    return "ok", ""
