@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from datetime import timedelta
 
 from celery import Celery
-from sqlalchemy import delete, select
+from sqlalchemy import delete, event, select
 from sqlalchemy.orm import Session
 
 from app.db import Database
@@ -59,7 +59,6 @@ def publish_rows(celery: Celery, db: Database, rows: Sequence[OutboxRow]) -> int
 
 def install_outbox(db: Database, celery: Celery) -> None:
     """Publish a session's outbox rows after it commits; forget them if it rolls back."""
-    from sqlalchemy import event
 
     def after_commit(session: Session) -> None:
         rows = session.info.pop(_PENDING, None)
@@ -109,9 +108,3 @@ def relay(celery: Celery, db: Database, grace: timedelta, batch: int = 500) -> i
             total += len(sent)
             if len(rows) < batch:
                 return total
-
-
-def pending_count(session: Session) -> int:
-    from sqlalchemy import func
-
-    return int(session.scalar(select(func.count()).select_from(OutboxRow)) or 0)

@@ -10,7 +10,7 @@ import json
 import os
 import ssl
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
@@ -56,7 +56,8 @@ class Settings:
     retry_max_seconds: float = 900.0
     default_ttl_seconds: int = 24 * 3600
     sandbox_receipt_delay: float = 0.2
-    extra: Mapping[str, Any] = field(default_factory=dict)
+    # Namespaces every broker key (kombu's global_keyprefix): several deployments, one Redis.
+    broker_keyprefix: str | None = None
 
     @property
     def is_sqlite(self) -> bool:
@@ -71,9 +72,8 @@ class Settings:
         opts: dict[str, Any] = {"max_retries": 1, "interval_start": 0, "interval_step": 0.2}
         if self.broker_url.startswith(("redis://", "rediss://")):
             opts["visibility_timeout"] = self.broker_visibility_timeout
-            prefix = self.extra.get("broker_keyprefix")
-            if prefix:
-                opts["global_keyprefix"] = prefix
+            if self.broker_keyprefix:
+                opts["global_keyprefix"] = self.broker_keyprefix
         if self.broker_url.startswith("sqla+"):
             # kombu hands every sqla option to create_engine (so ``polling_interval``
             # cannot be set here); let SQLite wait for its lock instead of failing.
@@ -253,10 +253,6 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     if log_level not in {"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"}:
         raise ConfigError(f"LOG_LEVEL must be a logging level name, got {log_level!r}")
 
-    extra: dict[str, Any] = {}
-    if env.get("BROKER_KEYPREFIX"):
-        extra["broker_keyprefix"] = env["BROKER_KEYPREFIX"]
-
     return Settings(
         embedded=embedded,
         database_url=database_url,
@@ -286,5 +282,5 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         retry_max_seconds=_float(env, "RETRY_MAX_SECONDS", 900.0),
         default_ttl_seconds=_int(env, "DEFAULT_TTL_SECONDS", 24 * 3600, minimum=1),
         sandbox_receipt_delay=_float(env, "SANDBOX_RECEIPT_DELAY", 0.2),
-        extra=extra,
+        broker_keyprefix=env.get("BROKER_KEYPREFIX") or None,
     )

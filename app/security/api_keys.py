@@ -7,7 +7,6 @@ import secrets
 
 KEY_PREFIX = "sb_live_"
 KNOWN_SCOPES = frozenset({"messages:write", "messages:read"})
-DEFAULT_SCOPES = ("messages:write", "messages:read")
 
 
 def generate_api_key() -> str:
