@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
 from config import Settings
+from config.logging import REDACTED, redact_text
 
-PHONE = re.compile(r"\+?\d[\d\s().-]{7,}\d")
-# SQLAlchemy error messages quote the bound parameters, which may hold message data.
-SQL_PARAMETERS = re.compile(r"\[parameters: .*?\](?=\s*(\(Background|$))", re.DOTALL)
 SENSITIVE_KEYS = frozenset(
     {
         "body",
@@ -25,13 +22,12 @@ SENSITIVE_KEYS = frozenset(
         "webhook-signature",
     }
 )
-REDACTED = "[redacted]"
 
 
 def scrub(value: Any) -> Any:
     """Replace phone numbers in strings and drop values under sensitive keys, recursively."""
     if isinstance(value, str):
-        return PHONE.sub(REDACTED, SQL_PARAMETERS.sub(f"[parameters: {REDACTED}]", value))
+        return redact_text(value)
     if isinstance(value, dict):
         # Keys are scrubbed too: a dict keyed by phone number would leak otherwise.
         return {
