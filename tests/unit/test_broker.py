@@ -54,3 +54,18 @@ def test_queue_names_are_unique() -> None:
 def test_each_priority_has_its_lane(priority: str, queue: str) -> None:
     assert QueueNames.for_priority(priority) == queue
     assert queue in QueueNames.all()
+
+
+def test_reliability_settings(tmp_path: Path) -> None:
+    """Acked late, given back when a worker dies, small prefetch, same transport options."""
+    from app.broker import create_celery
+    from config import load_settings
+
+    settings = load_settings({"SWITCHBOARD_VAR_DIR": str(tmp_path)})
+    conf = create_celery(settings).conf
+    assert conf.task_acks_late is True
+    assert conf.task_reject_on_worker_lost is True
+    assert conf.worker_prefetch_multiplier == 1
+    assert conf.task_publish_retry is False  # the outbox keeps what the broker refused
+    assert conf.broker_transport_options == settings.broker_transport_options
+    assert {q.name for q in conf.task_queues} == set(QueueNames.all())
