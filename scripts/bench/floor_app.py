@@ -40,7 +40,7 @@ def create_app() -> Flask:
     # Same pool size as the app's engine (app/db.py), without its extras.
     engine = create_engine(settings.database_url, pool_size=5, max_overflow=10, pool_timeout=5)
     queue = redis.Redis.from_url(redis_url)
-    key = f"{settings.extra.get('broker_keyprefix', '')}{REDIS_KEY}"
+    key = f"{settings.broker_keyprefix or ''}{REDIS_KEY}"
 
     app = Flask(__name__)
 

@@ -1,0 +1,1 @@
+"""Developer scripts: the benchmark lives in scripts/bench."""
