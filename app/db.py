@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import hashlib
+import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from typing import Any
 
 from flask import current_app, g
 from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.orm import Session, sessionmaker
 
 from config import Settings
@@ -57,12 +59,42 @@ def _sqlite_engine(url: str) -> Engine:
     return engine
 
 
+# A pooled connection idle longer than this is pinged before use (see _ping_if_idle).
+IDLE_PING_AFTER = 10.0
+
+
+def _ping_if_idle(engine: Engine) -> None:
+    """Ping a connection before use only when it sat idle, instead of on every checkout.
+
+    ``pool_pre_ping`` costs a round trip per checkout, two per request here. A
+    connection in steady use has just proved itself; one that sat idle may have
+    been dropped by a restart or a proxy, so it is pinged and, if dead, replaced.
+    """
+
+    @event.listens_for(engine, "checkin")
+    def _checkin(_dbapi_conn: Any, record: Any) -> None:
+        record.info["idle_since"] = time.monotonic()
+
+    @event.listens_for(engine, "checkout")
+    def _checkout(dbapi_conn: Any, record: Any, _proxy: Any) -> None:
+        idle_since = record.info.get("idle_since")
+        if idle_since is None or time.monotonic() - idle_since < IDLE_PING_AFTER:
+            return
+        cursor = dbapi_conn.cursor()
+        try:
+            cursor.execute("SELECT 1")
+        except Exception:
+            raise DisconnectionError("idle connection is dead") from None  # the pool reconnects
+        finally:
+            with suppress(Exception):
+                cursor.close()
+
+
 def make_engine(settings: Settings) -> Engine:
     if settings.is_sqlite:
         return _sqlite_engine(settings.database_url)
-    return create_engine(
+    engine = create_engine(
         settings.database_url,
-        pool_pre_ping=True,
         # gunicorn runs several threads a worker, and a request briefly holds a second
         # connection while its outbox rows are deleted after commit: keep them pooled.
         pool_size=10,
@@ -71,6 +103,8 @@ def make_engine(settings: Settings) -> Engine:
         # Fail fast when Postgres is unreachable, so the API can answer 503 promptly.
         connect_args={"connect_timeout": 3, "application_name": "switchboard"},
     )
+    _ping_if_idle(engine)
+    return engine
 
 
 def make_database(settings: Settings) -> Database:

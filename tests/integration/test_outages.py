@@ -158,3 +158,18 @@ def test_broker_down_at_intake_still_202_and_row_kept_for_the_relay(
     assert relay(app_via_broker_proxy.extensions["celery"], db, grace=timedelta(0)) >= 1
     with db.session() as s:
         assert [mid] not in [row.args for row in s.scalars(select(OutboxRow))]
+
+
+def test_connections_dropped_while_idle_are_replaced_not_failed(
+    app_via_db_proxy: Flask, db_proxy: TcpProxy, ctx: TenantCtx, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """After a database restart, the first request on a stale pooled connection still succeeds."""
+    import app.db
+
+    client = app_via_db_proxy.test_client()
+    assert client.get("/v1/messages", headers=ctx.headers).status_code == 200  # pools a connection
+    db_proxy.stop()  # drops it, as a restart or an idle-timeout would
+    db_proxy.start()
+    monkeypatch.setattr(app.db, "IDLE_PING_AFTER", 0.0)  # it has now been idle "long enough"
+    r = client.post("/v1/messages", json={"to": "+12025550100", "body": "x"}, headers=ctx.headers)
+    assert r.status_code == 202, r.get_json()
