@@ -24,7 +24,8 @@ def standard_webhook(account_id: str) -> Any:
     raw = request.get_data(cache=True)  # 413 past MAX_CONTENT_LENGTH
     session = request_session()
     account = session.get(ChannelAccount, account_id)
-    if account is None or PROVIDERS[account.provider].webhook_kind != "standard":
+    provider = PROVIDERS.get(account.provider) if account is not None else None
+    if account is None or provider is None or provider.webhook_kind != "standard":
         raise Problem(404, "not_found", "no standard-webhook account with this id")
     secrets_ = session.scalars(
         select(WebhookSecret.secret).where(

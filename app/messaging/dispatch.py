@@ -18,7 +18,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
-from app.broker import QueueNames, TaskNames
+from app.broker import QueueNames
 from app.db import Database
 from app.messaging.backoff import retry_delay
 from app.messaging.quiet_hours import deferral_for
@@ -146,8 +146,9 @@ def record_outcome(
                 changes={"provider_message_id": outcome.provider_message_id},
             )
             account = session.get(ChannelAccount, message.account_id)
-            if account is not None and account.provider == "sandbox":
-                enqueue(session, TaskNames.SANDBOX_RECEIPTS, [message.id], QueueNames.INTAKE)
+            receipt_task = get_provider(account.provider).receipt_task if account else None
+            if receipt_task is not None:
+                enqueue(session, receipt_task, [message.id], QueueNames.INTAKE)
             return "accepted"
         data = {"error": outcome.reason, "detail": outcome.detail[:200]}
         if isinstance(outcome, ThrottledError):

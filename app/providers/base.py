@@ -64,5 +64,8 @@ def is_retryable_status(status: int) -> bool:
 class Provider(Protocol):
     name: str
     webhook_kind: str  # which /webhooks/{kind}/ endpoint its callbacks arrive at
+    # A task owed (through the outbox) once a send is accepted, for providers that
+    # simulate their own receipts; None for real providers, whose receipts arrive by webhook.
+    receipt_task: str | None
 
     def send(self, account: ChannelAccount, request: SendRequest) -> SendResult: ...

@@ -23,6 +23,7 @@ from datetime import UTC, datetime
 
 import requests
 
+from app.broker import TaskNames
 from app.models import ChannelAccount
 from app.providers.base import (
     PermanentError,
@@ -49,6 +50,7 @@ def receipt_plan(to: str) -> tuple[str, ...]:
 class SandboxProvider:
     name = "sandbox"
     webhook_kind = "standard"
+    receipt_task: str | None = TaskNames.SANDBOX_RECEIPTS
 
     def send(self, account: ChannelAccount, request: SendRequest) -> SendResult:
         suffix = request.to[-4:]

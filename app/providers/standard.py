@@ -34,6 +34,7 @@ def retry_after_seconds(value: str | None, default: float = 1.0) -> float:
 class StandardProvider:
     name = "standard"
     webhook_kind = "standard"
+    receipt_task: str | None = None
 
     def send(self, account: ChannelAccount, request: SendRequest) -> SendResult:
         creds = json.loads(account.credentials or "{}")

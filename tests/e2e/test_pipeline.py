@@ -10,13 +10,15 @@ from typing import Any
 import pytest
 import requests
 from flask import Flask
+from sqlalchemy import select
 
 from app import create_app
 from app.db import Database
+from app.models import OutboxRow
 from config import Settings
 from tests.factories import TenantCtx
 from tests.support.processes import Pipeline
-from tests.support.tcp_proxy import TcpProxy
+from tests.support.tcp_proxy import TcpProxy, via
 
 pytestmark = pytest.mark.e2e
 FINAL = {"delivered", "read", "failed", "undelivered", "expired", "canceled"}
@@ -147,18 +149,8 @@ def test_broker_down_at_intake_then_back(
     (whose own broker connection is healthy, as after a recovery) gets it dispatched."""
     if not settings.broker_url.startswith("redis"):
         pytest.skip("needs a network broker to take down")
-    from urllib.parse import urlsplit
-
-    from sqlalchemy import select
-
-    from app.models import OutboxRow
-
-    parts = urlsplit(settings.broker_url)
-    proxy = TcpProxy(parts.hostname or "127.0.0.1", parts.port or 6379)
-    netloc = parts.netloc.replace(f"{parts.hostname}:{parts.port}", f"127.0.0.1:{proxy.port}")
-    web = create_app(
-        {"settings": replace(settings, broker_url=parts._replace(netloc=netloc).geturl())}
-    )
+    proxy = TcpProxy("127.0.0.1", 1)  # never started: the broker is down for this app
+    web = create_app({"settings": replace(settings, broker_url=via(settings.broker_url, proxy))})
     r = web.test_client().post(
         "/v1/messages", json={"to": "+12025550100", "body": "while down"}, headers=ctx.headers
     )

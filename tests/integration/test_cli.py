@@ -9,7 +9,10 @@ from pathlib import Path
 from typing import Any
 
 from flask.testing import FlaskClient
+from sqlalchemy import select
 
+from app.db import Database
+from app.models import ChannelAccount, WebhookSecret
 from app.providers.signing import generate_secret
 from tests.support.backends import ROOT, Backend
 
@@ -32,39 +35,23 @@ def run(backend: Backend, *args: str, ok: bool = True) -> subprocess.CompletedPr
     return proc
 
 
-def run_json(backend: Backend, *args: str) -> dict[str, Any]:
-    out = run(backend, *args, "--json").stdout
+def run_json(backend: Backend, command: str) -> dict[str, Any]:
+    out = run(backend, *command.split(), "--json").stdout
     data: dict[str, Any] = json.loads(out)  # exactly one JSON object on stdout
     return data
 
 
 def test_tenant_key_account_then_send_with_that_key(backend: Backend, client: FlaskClient) -> None:
     tenant = run_json(
-        backend,
-        "tenants",
-        "create",
-        "--name",
-        "Acme",
-        "--timezone",
-        "Europe/Paris",
-        "--quiet-hours",
-        "21:00-08:00",
+        backend, "tenants create --name Acme --timezone Europe/Paris --quiet-hours 21:00-08:00"
     )
     assert set(tenant) == {"id"} and tenant["id"].startswith("ten_")
-    key = run_json(backend, "keys", "create", "--tenant", tenant["id"])
+    key = run_json(backend, f"keys create --tenant {tenant['id']}")
     assert set(key) == {"id", "key"} and key["key"].startswith("sb_live_")
     account = run_json(
         backend,
-        "accounts",
-        "create",
-        "--tenant",
-        tenant["id"],
-        "--provider",
-        "sandbox",
-        "--channels",
-        "sms,mms",
-        "--sender",
-        "+12025550199",
+        f"accounts create --tenant {tenant['id']} --provider sandbox --channels sms,mms "
+        "--sender +12025550199",
     )
     assert account["webhook_url"] == f"https://sb.example.com/webhooks/standard/{account['id']}"
     r = client.post(
@@ -76,8 +63,8 @@ def test_tenant_key_account_then_send_with_that_key(backend: Backend, client: Fl
 
 
 def test_scoped_key_is_limited_to_its_scopes(backend: Backend, client: FlaskClient) -> None:
-    tenant = run_json(backend, "tenants", "create", "--name", "Reader")
-    key = run_json(backend, "keys", "create", "--tenant", tenant["id"], "--scopes", "messages:read")
+    tenant = run_json(backend, "tenants create --name Reader")
+    key = run_json(backend, f"keys create --tenant {tenant['id']} --scopes messages:read")
     headers = {"Authorization": f"Bearer {key['key']}"}
     assert client.get("/v1/messages", headers=headers).status_code == 200
     assert (
@@ -88,30 +75,29 @@ def test_scoped_key_is_limited_to_its_scopes(backend: Backend, client: FlaskClie
     )
 
 
-def test_standard_account_keeps_its_secret_and_base_url(backend: Backend) -> None:
-    tenant = run_json(backend, "tenants", "create", "--name", "Std")
+def test_standard_account_keeps_its_secret_and_base_url(backend: Backend, db: Database) -> None:
+    tenant = run_json(backend, "tenants create --name Std")
+    secret = generate_secret()
     account = run_json(
         backend,
-        "accounts",
-        "create",
-        "--tenant",
-        tenant["id"],
-        "--provider",
-        "standard",
-        "--channels",
-        "rcs,sms",
-        "--sender",
-        "+12025550199",
-        "--base-url",
-        "http://127.0.0.1:9",
-        "--webhook-secret",
-        generate_secret(),
+        f"accounts create --tenant {tenant['id']} --provider standard --channels rcs,sms "
+        f"--sender +12025550199 --base-url http://127.0.0.1:9 --webhook-secret {secret}",
     )
-    assert account["id"].startswith("acc_")
+    with db.session() as s:
+        stored = s.get(ChannelAccount, account["id"])
+        assert stored is not None and stored.channels == ["rcs", "sms"]
+        assert json.loads(stored.credentials or "{}") == {
+            "base_url": "http://127.0.0.1:9",
+            "signing_secret": secret,
+        }
+        secrets_ = s.scalars(
+            select(WebhookSecret.secret).where(WebhookSecret.account_id == stored.id)
+        ).all()
+    assert secrets_ == [secret]
 
 
 def test_bad_input_is_refused_with_a_reason(backend: Backend) -> None:
-    tenant = run_json(backend, "tenants", "create", "--name", "Bad")
+    tenant = run_json(backend, "tenants create --name Bad")
     t = tenant["id"]
     cases = [
         ("tenants create --name x --timezone Mars/Olympus", "time zone"),
@@ -139,13 +125,13 @@ def test_bad_input_is_refused_with_a_reason(backend: Backend) -> None:
 def test_generated_encryption_key_is_accepted_by_the_settings(backend: Backend) -> None:
     from config import load_settings
 
-    key = run_json(backend, "keys", "generate")["key"]
+    key = run_json(backend, "keys generate")["key"]
     settings = load_settings({"ENCRYPTION_KEYS": key, "SWITCHBOARD_VAR_DIR": str(backend.var_dir)})
     assert settings.encryption_keys == (key,)
 
 
 def test_db_upgrade_is_idempotent(backend: Backend) -> None:
-    assert run_json(backend, "db", "upgrade") == {"status": "ok"}
+    assert run_json(backend, "db upgrade") == {"status": "ok"}
 
 
 def test_bad_configuration_is_a_clear_error(backend: Backend) -> None:

@@ -6,7 +6,6 @@ import time
 from collections.abc import Iterator
 from dataclasses import replace
 from datetime import timedelta
-from urllib.parse import urlsplit
 
 import pytest
 from flask import Flask
@@ -18,22 +17,9 @@ from app.models import Contact, InboxItem, Message, OutboxRow
 from app.outbox import relay
 from config import Settings
 from tests.factories import TenantCtx
-from tests.support.tcp_proxy import TcpProxy
+from tests.support.tcp_proxy import TcpProxy, proxy_for, via
 
 pytestmark = pytest.mark.postgres
-
-
-def proxied(url: str, proxy: TcpProxy) -> str:
-    parts = urlsplit(url)
-    netloc = parts.netloc.replace(f"{parts.hostname}:{parts.port}", f"127.0.0.1:{proxy.port}")
-    return parts._replace(netloc=netloc).geturl()
-
-
-def proxy_for(url: str) -> TcpProxy:
-    parts = urlsplit(url)
-    proxy = TcpProxy(parts.hostname or "127.0.0.1", parts.port or 0)
-    proxy.start()
-    return proxy
 
 
 @pytest.fixture
@@ -48,7 +34,7 @@ def db_proxy(settings: Settings) -> Iterator[TcpProxy]:
 def app_via_db_proxy(settings: Settings, db_proxy: TcpProxy) -> Flask:
     """An app whose database connections go through the proxy."""
     return create_app(
-        {"settings": replace(settings, database_url=proxied(settings.database_url, db_proxy))}
+        {"settings": replace(settings, database_url=via(settings.database_url, db_proxy))}
     )
 
 
@@ -64,7 +50,7 @@ def broker_proxy(settings: Settings) -> Iterator[TcpProxy]:
 def app_via_broker_proxy(settings: Settings, broker_proxy: TcpProxy) -> Flask:
     """An app that publishes tasks through the proxy."""
     return create_app(
-        {"settings": replace(settings, broker_url=proxied(settings.broker_url, broker_proxy))}
+        {"settings": replace(settings, broker_url=via(settings.broker_url, broker_proxy))}
     )
 
 

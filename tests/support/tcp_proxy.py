@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import socket
 import threading
+from urllib.parse import urlsplit
 
 
 class TcpProxy:
@@ -68,3 +69,18 @@ class TcpProxy:
         finally:
             with contextlib.suppress(OSError):
                 dst.shutdown(socket.SHUT_WR)
+
+
+def proxy_for(url: str) -> TcpProxy:
+    """A started proxy in front of the service a URL points at."""
+    parts = urlsplit(url)
+    proxy = TcpProxy(parts.hostname or "127.0.0.1", parts.port or 0)
+    proxy.start()
+    return proxy
+
+
+def via(url: str, proxy: TcpProxy) -> str:
+    """The same URL, pointed at the proxy instead."""
+    parts = urlsplit(url)
+    netloc = parts.netloc.replace(f"{parts.hostname}:{parts.port}", f"127.0.0.1:{proxy.port}")
+    return parts._replace(netloc=netloc).geturl()
