@@ -14,8 +14,9 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     """Build the web app; ``test_config`` may carry ``settings`` and Flask overrides."""
     from app.api import health, messages, webhooks
     from app.api.errors import register_error_handlers
+    from app.api.session import close_request_session
     from app.broker import create_celery
-    from app.db import close_request_session, make_database
+    from app.db import make_database
     from app.observability import init_sentry
     from app.outbox import install_outbox
     from app.security.crypto import Keyring, install_keyring

@@ -37,11 +37,12 @@ class TaskNames:
 
     DISPATCH = "dispatch_message"
     PROCESS_INBOX = "process_inbox_item"
-    SANDBOX_RECEIPTS = "sandbox_emit_receipts"
+    SIMULATED_RECEIPTS = "sandbox_emit_receipts"
     RELAY_OUTBOX = "relay_outbox"
     RELEASE_DUE = "release_due_messages"
     EXPIRE = "expire_messages"
     REDRIVE_INBOX = "redrive_inbox"
+    PURGE_INBOX = "purge_inbox"
 
 
 class FlaskTask(Task):  # type: ignore[misc]

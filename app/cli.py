@@ -19,13 +19,12 @@ from config import ConfigError
 @contextmanager
 def _session() -> Iterator[tuple[Session, Any]]:
     from app import create_app
-    from app.db import get_db
 
     try:
         flask_app = create_app()
     except ConfigError as exc:
         raise click.ClickException(f"configuration: {exc}") from None
-    with flask_app.app_context(), get_db().session() as session:
+    with flask_app.app_context(), flask_app.extensions["switchboard.db"].session() as session:
         yield session, flask_app.extensions["switchboard.settings"]
 
 
@@ -160,9 +159,10 @@ def accounts() -> None:
 @click.option("--provider", type=click.Choice(["sandbox", "standard", "twilio"]), required=True)
 @click.option("--channels", default="sms", show_default=True)
 @click.option("--sender", required=True, help="The sender address (E.164 number or id).")
-@click.option("--account-sid", default=None)
-@click.option("--auth-token", default=None)
-@click.option("--base-url", default=None)
+@click.option("--account-sid", default=None, help="twilio: the Account SID (AC...).")
+@click.option("--auth-token", default=None, help="twilio: the Auth Token (stored encrypted).")
+@click.option("--messaging-service-sid", default=None, help="twilio: send through MG... instead.")
+@click.option("--base-url", default=None, help="The provider's API (twilio: default Twilio's).")
 @click.option("--webhook-secret", default=None, help="whsec_... (generated for sandbox).")
 @json_option
 def accounts_create(
@@ -172,32 +172,36 @@ def accounts_create(
     sender: str,
     account_sid: str | None,
     auth_token: str | None,
+    messaging_service_sid: str | None,
     base_url: str | None,
     webhook_secret: str | None,
     as_json: bool,
 ) -> None:
     """Create a channel account and print the webhook URL to give the provider."""
-    from app.messaging.dispatch import webhook_url
+    from app.messaging.channels import CHANNELS
     from app.models import ChannelAccount, Tenant, WebhookSecret
-    from app.providers import PROVIDERS
-    from app.providers.signing import generate_secret, is_valid_secret
+    from app.providers import PROVIDERS, webhook_url
+    from app.providers.base import AccountOptions
 
     channel_list = [c.strip() for c in channels.split(",") if c.strip()]
-    bad = [c for c in channel_list if c not in {"sms", "mms", "rcs"}]
-    if bad or not channel_list:
-        raise click.BadParameter("choose from sms, mms, rcs", param_hint="--channels")
-    if provider not in PROVIDERS:
+    if not channel_list or any(c not in CHANNELS for c in channel_list):
+        raise click.BadParameter(f"choose from {', '.join(CHANNELS)}", param_hint="--channels")
+    adapter = PROVIDERS.get(provider)
+    if adapter is None:
         raise click.ClickException(f"the {provider} provider is not available in this version")
-    if provider == "standard" and (not base_url or not webhook_secret):
-        raise click.UsageError("--provider standard needs --base-url and --webhook-secret")
-    secret = webhook_secret or generate_secret()
-    if not is_valid_secret(secret):
-        raise click.BadParameter("must be whsec_ followed by base64", param_hint="--webhook-secret")
-    credentials: dict[str, str] = {}
-    if base_url:
-        credentials["base_url"] = base_url
-    if provider == "standard":
-        credentials["signing_secret"] = secret
+    try:
+        setup = adapter.setup_account(
+            AccountOptions(
+                sender=sender,
+                account_sid=account_sid,
+                auth_token=auth_token,
+                base_url=base_url,
+                messaging_service_sid=messaging_service_sid,
+                webhook_secret=webhook_secret,
+            )
+        )
+    except ValueError as exc:
+        raise click.UsageError(str(exc)) from None
     with _session() as (session, settings):
         if session.get(Tenant, tenant_id) is None:
             raise click.ClickException(f"no tenant {tenant_id}")
@@ -206,13 +210,18 @@ def accounts_create(
             provider=provider,
             channels=channel_list,
             sender=sender,
-            credentials=json.dumps(credentials) if credentials else None,
+            credentials=json.dumps(setup.credentials) if setup.credentials else None,
         )
         session.add(account)
         session.flush()
-        session.add(WebhookSecret(tenant_id=tenant_id, account_id=account.id, secret=secret))
+        if setup.webhook_secret is not None:
+            session.add(
+                WebhookSecret(
+                    tenant_id=tenant_id, account_id=account.id, secret=setup.webhook_secret
+                )
+            )
         account_id = account.id
-        url = webhook_url(settings, PROVIDERS[provider].webhook_kind, account_id)
+        url = webhook_url(settings.public_base_url, provider, account_id)
     _emit(
         as_json, {"id": account_id, "webhook_url": url}, f"account {account_id}\nwebhook URL: {url}"
     )

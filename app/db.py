@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import hashlib
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from typing import Any
 
-from flask import current_app, g
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.orm import Session, sessionmaker
@@ -112,25 +110,6 @@ def make_database(settings: Settings) -> Database:
     return Database(engine, sessionmaker(engine, expire_on_commit=False))
 
 
-def get_db() -> Database:
-    db: Database = current_app.extensions["switchboard.db"]
-    return db
-
-
-def request_session() -> Session:
-    """The session of the current request, closed at teardown."""
-    if "db_session" not in g:
-        g.db_session = get_db().sessionmaker()
-    session: Session = g.db_session
-    return session
-
-
-def close_request_session(_exc: BaseException | None = None) -> None:
-    session: Session | None = g.pop("db_session", None)
-    if session is not None:
-        session.close()
-
-
 def insert_ignore(session: Session, table: Any, values: dict[str, Any], keys: list[str]) -> bool:
     """INSERT ... ON CONFLICT (keys) DO NOTHING on Postgres and SQLite; True when a row went in."""
     dialect = session.get_bind().dialect.name
@@ -144,16 +123,3 @@ def insert_ignore(session: Session, table: Any, values: dict[str, Any], keys: li
         stmt = sqlite_insert(table).values(**values).on_conflict_do_nothing(index_elements=keys)
     result = session.execute(stmt)
     return bool(getattr(result, "rowcount", 0))
-
-
-def try_advisory_lock(session: Session, name: str) -> bool:
-    """Take a transaction-scoped Postgres advisory lock named ``name``; False if another holds it.
-
-    On SQLite the IMMEDIATE transaction already serializes writers, so this is always True.
-    """
-    if session.get_bind().dialect.name != "postgresql":
-        return True
-    from sqlalchemy import text
-
-    key = int.from_bytes(hashlib.sha256(name.encode()).digest()[:8], "big", signed=True)
-    return bool(session.execute(text("SELECT pg_try_advisory_xact_lock(:k)"), {"k": key}).scalar())

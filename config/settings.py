@@ -55,7 +55,9 @@ class Settings:
     retry_base_seconds: float = 5.0
     retry_max_seconds: float = 900.0
     default_ttl_seconds: int = 24 * 3600
-    sandbox_receipt_delay: float = 0.2
+    # Webhook dedupe: processed inbox rows are kept this long (past providers' retry windows).
+    webhook_dedupe_hours: int = 96
+    inbox_purge_interval: float = 3600.0
     # Namespaces every broker key (kombu's global_keyprefix): several deployments, one Redis.
     broker_keyprefix: str | None = None
 
@@ -281,6 +283,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         retry_base_seconds=_float(env, "RETRY_BASE_SECONDS", 5.0),
         retry_max_seconds=_float(env, "RETRY_MAX_SECONDS", 900.0),
         default_ttl_seconds=_int(env, "DEFAULT_TTL_SECONDS", 24 * 3600, minimum=1),
-        sandbox_receipt_delay=_float(env, "SANDBOX_RECEIPT_DELAY", 0.2),
+        webhook_dedupe_hours=_int(env, "WEBHOOK_DEDUPE_HOURS", 96, minimum=72),
+        inbox_purge_interval=_float(env, "INBOX_PURGE_INTERVAL", 3600.0),
         broker_keyprefix=env.get("BROKER_KEYPREFIX") or None,
     )

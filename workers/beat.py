@@ -22,4 +22,5 @@ def beat_schedule(settings: Settings) -> dict[str, dict[str, Any]]:
         "release-due": entry(TaskNames.RELEASE_DUE, settings.release_interval),
         "expire": entry(TaskNames.EXPIRE, settings.expire_interval),
         "redrive-inbox": entry(TaskNames.REDRIVE_INBOX, settings.inbox_redrive_interval),
+        "purge-inbox": entry(TaskNames.PURGE_INBOX, settings.inbox_purge_interval),
     }

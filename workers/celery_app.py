@@ -18,7 +18,7 @@ def create_worker_app() -> Celery:
     celery.set_default()
     celery.set_current()
     import workers.dispatch
-    import workers.intake
-    import workers.maintenance  # noqa: F401  (registers the tasks)
+    import workers.maintenance
+    import workers.webhooks  # noqa: F401  (registers the tasks)
 
     return celery

@@ -5,12 +5,13 @@ from __future__ import annotations
 from celery import Celery
 from flask import current_app
 
-from app.db import Database, get_db
+from app.db import Database
 from config import Settings
 
 
 def db() -> Database:
-    return get_db()
+    value: Database = current_app.extensions["switchboard.db"]
+    return value
 
 
 def settings() -> Settings:

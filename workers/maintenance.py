@@ -8,7 +8,7 @@ from datetime import timedelta
 from celery import shared_task
 
 from app.broker import TaskNames
-from app.messaging.inbox import redrive_deferred
+from app.messaging.inbox import purge_processed, redrive_deferred
 from app.messaging.scheduler import expire_overdue, release_due
 from app.outbox import relay
 from workers.context import celery, db, settings
@@ -45,4 +45,13 @@ def redrive_inbox() -> int:
     count = redrive_deferred(db())
     if count:
         log.info("re-drove inbox rows", extra={"count": count})
+    return count
+
+
+@shared_task(name=TaskNames.PURGE_INBOX)
+def purge_inbox() -> int:
+    retention = timedelta(hours=settings().webhook_dedupe_hours)
+    count = purge_processed(db(), retention)
+    if count:
+        log.info("purged processed inbox rows", extra={"count": count})
     return count

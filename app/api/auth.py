@@ -10,7 +10,7 @@ from flask import g, request
 from sqlalchemy import select
 
 from app.api.errors import Problem
-from app.db import request_session
+from app.api.session import request_session
 from app.models import ApiKey, Tenant
 from app.security.api_keys import hash_api_key
 

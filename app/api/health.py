@@ -7,7 +7,7 @@ from typing import Any
 from flask import Blueprint, current_app
 from sqlalchemy import text
 
-from app.db import get_db
+from app.api.session import get_db
 
 bp = Blueprint("health", __name__)
 

@@ -16,7 +16,7 @@ from app.api.auth import require_scope
 from app.api.bodies import json_object
 from app.api.errors import Problem, validation_problem
 from app.api.representations import message_view
-from app.db import request_session
+from app.api.session import request_session
 from app.messaging.intake import (
     IdempotencyConflict,
     accept_intent,
@@ -27,6 +27,7 @@ from app.messaging.intents import SendIntent, request_hash
 from app.messaging.routing import NoRoute
 from app.messaging.states import CANCELABLE, Status, apply_transition
 from app.models import Contact, Message, MessageEvent, Tenant
+from app.models.types import is_id
 from config import Settings
 
 bp = Blueprint("messages", __name__, url_prefix="/v1/messages")
@@ -53,11 +54,11 @@ def _conflict(message_id: str) -> Problem:
 def create_message() -> Any:
     payload = json_object()
     key = request.headers.get("Idempotency-Key")
-    if key is not None and not (0 < len(key) <= MAX_IDEMPOTENCY_KEY):
+    if key is not None and not (0 < len(key) <= MAX_IDEMPOTENCY_KEY and key.isprintable()):
         raise Problem(
             400,
             "bad_idempotency_key",
-            f"Idempotency-Key must be 1 to {MAX_IDEMPOTENCY_KEY} characters",
+            f"Idempotency-Key must be 1 to {MAX_IDEMPOTENCY_KEY} printable characters",
         )
     try:
         intent = SendIntent.model_validate(payload)
@@ -106,6 +107,8 @@ def create_message() -> Any:
 
 
 def _load(message_id: str, lock: bool = False) -> tuple[Message, str]:
+    if not is_id(message_id, "msg"):  # never hand the database a malformed id (a NUL, say)
+        raise Problem(404, "not_found", "no message with this id")
     query = (
         select(Message, Contact.phone)
         .join(Contact, Contact.id == Message.contact_id)
@@ -138,7 +141,7 @@ def _decode_cursor(cursor: str) -> str:
         value = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
     except (binascii.Error, UnicodeDecodeError, ValueError):
         value = ""
-    if not value.startswith("msg_"):
+    if not is_id(value, "msg"):
         raise Problem(400, "bad_cursor", "cursor is not one this API returned")
     return value
 

@@ -1,68 +1,72 @@
-"""Provider webhooks: verify, persist into the inbox, owe processing, answer at once."""
+"""Provider webhooks: one route for every provider. Verify, persist into the inbox, answer at once.
+
+The account's provider module does the provider-specific part (signature,
+parsing into a canonical event, the dedupe key, the answer it expects); this
+view only finds the account, stores the raw callback once, and owes its
+processing through the outbox.
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
-from flask import Blueprint, request
-from pydantic import ValidationError
+from flask import Blueprint, Response, current_app, request
 from sqlalchemy import select
 
 from app.api.errors import Problem
-from app.db import request_session
+from app.api.session import request_session
 from app.messaging.inbox import store_callback
 from app.models import ChannelAccount, WebhookSecret
-from app.providers import PROVIDERS
-from app.providers.canonical import CanonicalEvent
-from app.providers.signing import SignatureError, verify
+from app.models.types import is_id
+from app.providers import PROVIDERS, webhook_url
+from app.providers.base import MalformedWebhook, SignatureError, WebhookRequest
+from config import Settings
 
 bp = Blueprint("webhooks", __name__, url_prefix="/webhooks")
 
 
-@bp.post("/standard/<account_id>")
-def standard_webhook(account_id: str) -> Any:
+def _signed_url(provider: str, account_id: str) -> str:
+    """What the provider signed: our public URL for this route, plus the query as sent."""
+    settings: Settings = current_app.extensions["switchboard.settings"]
+    url = webhook_url(settings.public_base_url, provider, account_id)
+    query = request.query_string.decode("latin-1")
+    return f"{url}?{query}" if query else url
+
+
+@bp.post("/<provider_name>/<account_id>")
+def provider_webhook(provider_name: str, account_id: str) -> Any:
     raw = request.get_data(cache=True)  # 413 past MAX_CONTENT_LENGTH
+    provider = PROVIDERS.get(provider_name)
+    if provider is None or not is_id(account_id, "acc"):
+        raise Problem(404, "not_found", f"no {provider_name[:20]} account with this id")
     session = request_session()
     account = session.get(ChannelAccount, account_id)
-    provider = PROVIDERS.get(account.provider) if account is not None else None
-    if account is None or provider is None or provider.webhook_kind != "standard":
-        raise Problem(404, "not_found", "no standard-webhook account with this id")
-    secrets_ = session.scalars(
+    if account is None or account.provider != provider.name:
+        raise Problem(404, "not_found", f"no {provider.name} account with this id")
+    secrets = session.scalars(
         select(WebhookSecret.secret).where(
             WebhookSecret.account_id == account.id,
             WebhookSecret.tenant_id == account.tenant_id,
             WebhookSecret.active.is_(True),
         )
     ).all()
+    incoming = WebhookRequest(
+        url=_signed_url(provider.name, account.id),
+        body=raw,
+        headers={k.lower(): v for k, v in request.headers.items()},
+        content_type=request.mimetype,
+    )
     try:
-        body = raw.decode("utf-8")
-    except UnicodeDecodeError:
-        raise Problem(400, "malformed_body", "the body is not UTF-8") from None
-    headers = {k.lower(): v for k, v in request.headers.items()}
-    try:
-        verify(body, headers, secrets_)
+        provider.verify(account, secrets, incoming)
     except SignatureError as exc:
-        raise Problem(401, "bad_signature", str(exc)) from None
+        raise Problem(provider.signature_failure_status, "bad_signature", str(exc)) from None
+    except MalformedWebhook as exc:  # unreadable before it could even be verified
+        raise Problem(400, "malformed_body", exc.detail) from None
     try:
-        CanonicalEvent.model_validate_json(body)
-    except ValidationError as exc:
-        errors = [
-            {
-                "field": ".".join(str(p) for p in e["loc"]) or "(body)",
-                "code": e["type"],
-                "message": e["msg"],
-            }
-            for e in exc.errors(include_url=False, include_input=False)
-        ]
-        raise Problem(
-            400,
-            "malformed_event",
-            "the body is not a canonical event (schemaVersion 1)",
-            errors=errors,
-        ) from None
-    webhook_id = headers["webhook-id"]
-    if len(webhook_id) > 200:
-        raise Problem(400, "malformed_body", "webhook-id is longer than 200 characters")
-    new = store_callback(session, account, "standard", webhook_id, body)
+        parsed = provider.parse(account, incoming)
+    except MalformedWebhook as exc:
+        raise Problem(400, "malformed_event", exc.detail, errors=exc.errors) from None
+    new = store_callback(session, account, provider.name, parsed.dedupe_key, incoming.text())
     session.commit()
-    return {"status": "accepted" if new else "duplicate"}, 202 if new else 200
+    ack = provider.acknowledge(parsed, new)
+    return Response(ack.body, status=ack.status, content_type=ack.content_type)

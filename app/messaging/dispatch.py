@@ -22,12 +22,13 @@ from app.broker import QueueNames
 from app.db import Database
 from app.messaging.backoff import retry_delay
 from app.messaging.quiet_hours import deferral_for
+from app.messaging.reasons import StatusReason
 from app.messaging.routing import next_channel
 from app.messaging.states import ConcurrentTransition, Status, apply_transition
 from app.models import ChannelAccount, Contact, Message, Tenant
 from app.models.types import utcnow
 from app.outbox import enqueue
-from app.providers import get_provider
+from app.providers import get_provider, webhook_url
 from app.providers.base import (
     PermanentError,
     ProviderError,
@@ -48,10 +49,6 @@ class Claim:
     request: SendRequest
 
 
-def webhook_url(settings: Settings, kind: str, account_id: str) -> str:
-    return f"{settings.public_base_url}/webhooks/{kind}/{account_id}"
-
-
 def _lock_message(session: Session, message_id: str) -> Message | None:
     """Row lock (Postgres) on the message; SQLite's IMMEDIATE transaction serializes instead."""
     return session.scalar(select(Message).where(Message.id == message_id).with_for_update())
@@ -67,7 +64,9 @@ def claim(db: Database, settings: Settings, message_id: str) -> Claim | str:
             return f"skipped:{message.status}"
         now = utcnow()
         if message.expires_at is not None and message.expires_at <= now:
-            apply_transition(session, message, Status.EXPIRED, source="dispatcher", reason="ttl")
+            apply_transition(
+                session, message, Status.EXPIRED, source="dispatcher", reason=StatusReason.EXPIRED
+            )
             return "expired"
         account = session.get(ChannelAccount, message.account_id)
         contact = session.get(Contact, message.contact_id)
@@ -104,7 +103,7 @@ def claim(db: Database, settings: Settings, message_id: str) -> Claim | str:
             body=message.body,
             media=json.loads(message.media) if message.media else [],
             attempt=message.attempts + message.throttles,
-            status_callback=webhook_url(settings, provider.webhook_kind, account.id),
+            status_callback=webhook_url(settings.public_base_url, provider.name, account.id),
         )
         session.expunge(account)
         return Claim(account, account.provider, request)
@@ -151,6 +150,8 @@ def record_outcome(
                 enqueue(session, receipt_task, [message.id], QueueNames.INTAKE)
             return "accepted"
         data = {"error": outcome.reason, "detail": outcome.detail[:200]}
+        if outcome.code is not None:
+            data["error_code"] = outcome.code  # the provider's raw code
         if isinstance(outcome, ThrottledError):
             due = now + timedelta(seconds=outcome.retry_after)
             apply_transition(
@@ -195,7 +196,7 @@ def record_outcome(
                 message,
                 Status.FAILED,
                 source="provider",
-                reason="retries_exhausted",
+                reason=StatusReason.RETRIES_EXHAUSTED,
                 data=data,
             )
             return "failed"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from sqlalchemy import and_, or_, select
+from sqlalchemy import and_, delete, or_, select
 from sqlalchemy.orm import Session
 
 from app.broker import QueueNames, TaskNames
@@ -71,3 +71,28 @@ def redrive_deferred(db: Database, batch: int = 500) -> int:
             item.next_attempt_at = now + timedelta(minutes=5)
             enqueue(session, TaskNames.PROCESS_INBOX, [item.id], QueueNames.INTAKE)
     return len(rows)
+
+
+def purge_processed(db: Database, retention: timedelta, batch: int = 5000) -> int:
+    """Delete processed inbox rows older than ``retention``, which outlives providers' retries.
+
+    Until then a repeated callback is still a duplicate. Unprocessed (parked)
+    rows are kept whatever their age. Batches keep each transaction short.
+    """
+    cutoff = utcnow() - retention
+    total = 0
+    while True:
+        with db.session() as session:
+            ids = list(
+                session.scalars(
+                    select(InboxItem.id)
+                    .where(InboxItem.processed_at.is_not(None), InboxItem.received_at < cutoff)
+                    .limit(batch)
+                    .with_for_update(skip_locked=True)
+                )
+            )
+            if ids:
+                session.execute(delete(InboxItem).where(InboxItem.id.in_(ids)))
+        total += len(ids)
+        if len(ids) < batch:
+            return total

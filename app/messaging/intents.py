@@ -16,9 +16,9 @@ from pydantic import (
     model_validator,
 )
 
+from app.messaging.channels import Channel
 from app.messaging.phones import InvalidPhoneNumber, to_e164
 
-Channel = Literal["rcs", "mms", "sms"]
 Priority = Literal["urgent", "normal", "bulk"]
 MAX_TTL_SECONDS = 30 * 24 * 3600
 

@@ -1,16 +1,19 @@
 """Processing the webhook inbox: provider statuses move messages, inbound messages are recorded.
 
 Each inbox row is processed once (``processed_at``), under a row lock, and
-the message's transition commits with it. A status for a message we cannot
-find yet (the receipt overtook the send response) is kept and retried later.
+the message's transition commits with it. The row's provider module reads it
+back into its canonical event and names the reason for a failure. A status
+for a message we cannot find yet (the receipt overtook the send response) is
+retried with backoff, then parked (retried hourly, listed as unprocessed),
+never dropped.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 from datetime import timedelta
 
-from pydantic import ValidationError
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -19,6 +22,8 @@ from app.messaging.contacts import get_or_create_contact
 from app.messaging.states import Status, apply_transition, record_created, record_note
 from app.models import ChannelAccount, InboxItem, Message
 from app.models.types import new_id, utcnow
+from app.providers import get_provider
+from app.providers.base import MalformedWebhook, Provider
 from app.providers.canonical import CanonicalEvent
 
 log = logging.getLogger(__name__)
@@ -32,7 +37,10 @@ PROVIDER_STATUS = {
     "failed": Status.FAILED,
     "undelivered": Status.UNDELIVERED,
 }
+# A receipt for an unknown provider id is retried this many times with backoff
+# (about ten minutes in all), then parked and retried every PARKED_RETRY.
 MAX_ORPHAN_ATTEMPTS = 8
+PARKED_RETRY = timedelta(hours=1)
 
 
 def process_inbox_item(session: Session, item_id: str) -> str:
@@ -42,15 +50,18 @@ def process_inbox_item(session: Session, item_id: str) -> str:
         return "missing"
     if item.processed_at is not None:
         return "already_processed"
+    account = session.get(ChannelAccount, item.account_id)
     try:
-        event = CanonicalEvent.model_validate_json(item.payload)
-    except ValidationError:
-        # It was validated before it was stored, so this is a schema change: keep it, flag it.
+        provider = get_provider(item.provider)
+        assert account is not None
+        event = provider.parse_stored(account, item.payload)
+    except (LookupError, MalformedWebhook):
+        # It was parsed before it was stored, so this is a code change: keep it, flag it.
         return _finish(item, "invalid")
     if event.direction == "status":
-        return _apply_status(session, item, event)
+        return _apply_status(session, item, provider, event)
     if event.direction == "inbound":
-        return _record_inbound(session, item, event)
+        return _record_inbound(session, item, account, event)
     return _finish(item, "ignored")
 
 
@@ -61,7 +72,9 @@ def _finish(item: InboxItem, result: str) -> str:
     return result
 
 
-def _apply_status(session: Session, item: InboxItem, event: CanonicalEvent) -> str:
+def _apply_status(
+    session: Session, item: InboxItem, provider: Provider, event: CanonicalEvent
+) -> str:
     message = session.scalar(
         select(Message)
         .where(
@@ -75,49 +88,39 @@ def _apply_status(session: Session, item: InboxItem, event: CanonicalEvent) -> s
         item.attempts += 1
         item.last_error = "unknown providerMessageId"
         if item.attempts >= MAX_ORPHAN_ATTEMPTS:
-            log.warning("inbox status for unknown message", extra={"inbox_id": item.id})
-            return _finish(item, "orphan")
+            log.warning("inbox status for unknown message parked", extra={"inbox_id": item.id})
+            item.result = "parked"
+            item.next_attempt_at = utcnow() + PARKED_RETRY
+            return "parked"
         item.next_attempt_at = utcnow() + retry_delay(item.attempts, 2.0, 300.0)
         return "deferred"
     assert event.status is not None
     target = PROVIDER_STATUS[event.status]
+    failed = target in (Status.FAILED, Status.UNDELIVERED)
+    data: dict[str, object] = {
+        "provider_status": event.metadata.get("providerStatus", event.status),
+        "event_timestamp": event.timestamp.isoformat(),
+    }
+    if event.errorCode:
+        data["error_code"] = event.errorCode  # the raw code; the reason is ours
     result = apply_transition(
         session,
         message,
         target,
         source=f"webhook:{item.provider}",
-        reason=event.errorCode if target in (Status.FAILED, Status.UNDELIVERED) else None,
+        reason=provider.status_reason(event.errorCode).value if failed else None,
         dedupe_key=f"receipt:{item.dedupe_key}",
-        data={"provider_status": event.status, "event_timestamp": event.timestamp.isoformat()},
+        data=data,
     )
     return _finish(item, f"status:{result.outcome.value}")
 
 
-def _record_inbound(session: Session, item: InboxItem, event: CanonicalEvent) -> str:
+def _record_inbound(
+    session: Session, item: InboxItem, account: ChannelAccount, event: CanonicalEvent
+) -> str:
     assert event.sender is not None and event.message is not None
     contact = get_or_create_contact(session, item.tenant_id, event.sender.phone)
-    account = session.get(ChannelAccount, item.account_id)
-    assert account is not None
     now = utcnow()
-    message = Message(
-        id=new_id("msg"),
-        tenant_id=item.tenant_id,
-        direction="inbound",
-        channel=event.channel,
-        channels=[event.channel],
-        account_id=account.id,
-        contact_id=contact.id,
-        body=event.message.text,
-        status=Status.RECEIVED.value,
-        provider_message_id=event.providerMessageId or event.eventId,
-        segments=1,
-        metadata_={"conversation_id": event.conversationId} if event.conversationId else {},
-        created_at=now,
-        updated_at=now,
-    )
-    session.add(message)
-    record_created(session, message, source=f"webhook:{item.provider}")
-    # The conversation fact belongs on the message being replied to, too.
     last_outbound = session.scalar(
         select(Message)
         .where(
@@ -129,6 +132,32 @@ def _record_inbound(session: Session, item: InboxItem, event: CanonicalEvent) ->
         .order_by(Message.id.desc())
         .limit(1)
     )
+    metadata: dict[str, object] = dict(event.metadata)
+    if event.conversationId:
+        metadata["conversation_id"] = event.conversationId
+    if last_outbound is not None:
+        metadata["in_reply_to"] = last_outbound.id
+    attachments = [{"url": a.url, "content_type": a.contentType} for a in event.message.attachments]
+    message = Message(
+        id=new_id("msg"),
+        tenant_id=item.tenant_id,
+        direction="inbound",
+        channel=event.channel,
+        channels=[event.channel],
+        account_id=account.id,
+        contact_id=contact.id,
+        body=event.message.text,
+        media=json.dumps(attachments) if attachments else None,
+        status=Status.RECEIVED.value,
+        provider_message_id=event.providerMessageId or event.eventId,
+        segments=1,
+        metadata_=metadata,
+        created_at=now,
+        updated_at=now,
+    )
+    session.add(message)
+    record_created(session, message, source=f"webhook:{item.provider}")
+    # The conversation fact belongs on the message being replied to, too.
     if last_outbound is not None:
         record_note(
             session,

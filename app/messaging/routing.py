@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from app.broker import QueueNames
+from app.messaging.channels import Channel
 from app.models import ChannelAccount
 
 
@@ -18,8 +21,8 @@ class NoRoute(Exception):
 
 
 def choose_route(
-    session: Session, tenant_id: str, channels: list[str], account_id: str | None
-) -> tuple[ChannelAccount, str]:
+    session: Session, tenant_id: str, channels: Sequence[Channel], account_id: str | None
+) -> tuple[ChannelAccount, Channel]:
     """The first channel, in the caller's order of preference, that an account can carry."""
     query = select(ChannelAccount).where(ChannelAccount.tenant_id == tenant_id)
     if account_id is not None:
@@ -34,7 +37,9 @@ def choose_route(
     raise NoRoute("no_route", f"no channel account carries any of {', '.join(channels)}")
 
 
-def next_channel(account: ChannelAccount, channels: list[str], current: str) -> str | None:
+def next_channel(
+    account: ChannelAccount, channels: Sequence[Channel], current: Channel
+) -> Channel | None:
     """The fallback after ``current`` in the message's order that the same account carries."""
     later = channels[channels.index(current) + 1 :] if current in channels else []
     return next((c for c in later if c in account.channels), None)

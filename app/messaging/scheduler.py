@@ -10,13 +10,12 @@ from sqlalchemy import or_, select
 
 from app.broker import TaskNames
 from app.db import Database
+from app.messaging.reasons import StatusReason
 from app.messaging.routing import lane_for
-from app.messaging.states import Status, apply_transition
+from app.messaging.states import EXPIRABLE, Status, apply_transition
 from app.models import Message
 from app.models.types import utcnow
 from app.outbox import enqueue
-
-RELEASABLE_BEFORE_DISPATCH = (Status.PENDING, Status.SCHEDULED, Status.QUEUED)
 
 
 def release_due(db: Database, batch: int = 500) -> int:
@@ -37,7 +36,9 @@ def release_due(db: Database, batch: int = 500) -> int:
         )
         for message in due:
             if message.expires_at is not None and message.expires_at <= now:
-                apply_transition(session, message, Status.EXPIRED, source="beat", reason="ttl")
+                apply_transition(
+                    session, message, Status.EXPIRED, source="beat", reason=StatusReason.EXPIRED
+                )
                 continue
             apply_transition(
                 session,
@@ -60,7 +61,7 @@ def expire_overdue(db: Database, batch: int = 500) -> int:
             session.scalars(
                 select(Message)
                 .where(
-                    Message.status.in_([s.value for s in RELEASABLE_BEFORE_DISPATCH]),
+                    Message.status.in_([s.value for s in EXPIRABLE]),
                     Message.expires_at <= now,
                 )
                 .limit(batch)
@@ -68,5 +69,7 @@ def expire_overdue(db: Database, batch: int = 500) -> int:
             )
         )
         for message in overdue:
-            apply_transition(session, message, Status.EXPIRED, source="beat", reason="ttl")
+            apply_transition(
+                session, message, Status.EXPIRED, source="beat", reason=StatusReason.EXPIRED
+            )
     return len(overdue)

@@ -17,6 +17,7 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
 
+from app.messaging.reasons import StatusReason
 from app.models import Message, MessageEvent
 from app.models.types import utcnow
 
@@ -68,7 +69,16 @@ TRANSITIONS: dict[Status, frozenset[Status]] = {
     S.RECEIVED: frozenset(),
 }
 
-CANCELABLE: frozenset[Status] = frozenset({S.PENDING, S.SCHEDULED, S.QUEUED})
+
+def _sources_of(target: Status) -> frozenset[Status]:
+    return frozenset(s for s, targets in TRANSITIONS.items() if target in targets)
+
+
+# Derived from TRANSITIONS, so the sets can never disagree with the machine.
+CANCELABLE: frozenset[Status] = _sources_of(S.CANCELED)
+# Not yet handed to a provider: the states a TTL can still expire.
+EXPIRABLE: frozenset[Status] = _sources_of(S.EXPIRED)
+FINAL: frozenset[Status] = frozenset(s for s, targets in TRANSITIONS.items() if not targets)
 
 
 def is_allowed(current: Status, target: Status) -> bool:
@@ -77,7 +87,7 @@ def is_allowed(current: Status, target: Status) -> bool:
 
 def is_final(status: Status) -> bool:
     """No further transition can ever apply (``delivered`` is not final: it may become read)."""
-    return not TRANSITIONS[status]
+    return status in FINAL
 
 
 @dataclass(frozen=True)
@@ -163,6 +173,9 @@ def apply_transition(
         outcome, why = Outcome.REFUSED, f"{target} does not follow {current}"
 
     if outcome is Outcome.APPLIED:
+        if target in TERMINAL:
+            # Every final failure carries a reason from the one taxonomy (ValueError otherwise).
+            reason = why = StatusReason(reason or StatusReason.UNKNOWN).value
         values: dict[str, Any] = {
             "status": target.value,
             "status_reason": reason,

@@ -5,6 +5,7 @@ from __future__ import annotations
 from sqlalchemy import JSON, ForeignKey, String
 from sqlalchemy.orm import Mapped, mapped_column
 
+from app.messaging.channels import Channel
 from app.models.base import Base, TenantScoped, Timestamped
 from app.models.types import Encrypted, new_id
 
@@ -15,7 +16,7 @@ class ChannelAccount(TenantScoped, Timestamped, Base):
     id: Mapped[str] = mapped_column(String(40), primary_key=True, default=lambda: new_id("acc"))
     tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id"), index=True)
     provider: Mapped[str] = mapped_column(String(20))
-    channels: Mapped[list[str]] = mapped_column(JSON)
+    channels: Mapped[list[Channel]] = mapped_column(JSON)
     sender: Mapped[str] = mapped_column(String(64))
     # Provider credentials as encrypted JSON (account sid, auth token, base url, ...).
     credentials: Mapped[str | None] = mapped_column(Encrypted(), default=None)

@@ -8,6 +8,7 @@ from typing import Any
 from sqlalchemy import JSON, ForeignKey, Index, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
+from app.messaging.channels import Channel
 from app.models.base import Base, BigIntPK, TenantScoped, Timestamped
 from app.models.types import Encrypted, UTCDateTime, new_id, utcnow
 
@@ -24,8 +25,8 @@ class Message(TenantScoped, Timestamped, Base):
     id: Mapped[str] = mapped_column(String(40), primary_key=True, default=lambda: new_id("msg"))
     tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id"))
     direction: Mapped[str] = mapped_column(String(10), default="outbound")
-    channel: Mapped[str] = mapped_column(String(8))
-    channels: Mapped[list[str]] = mapped_column(JSON)
+    channel: Mapped[Channel] = mapped_column(String(8))
+    channels: Mapped[list[Channel]] = mapped_column(JSON)
     account_id: Mapped[str] = mapped_column(ForeignKey("channel_accounts.id"))
     contact_id: Mapped[str] = mapped_column(ForeignKey("contacts.id"), index=True)
     body: Mapped[str | None] = mapped_column(Encrypted(), default=None)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import time
 from datetime import UTC, datetime
 from typing import Any
@@ -27,6 +28,14 @@ def new_id(prefix: str) -> str:
         chars.append(_CROCKFORD[value & 31])
         value >>= 5
     return f"{prefix}_{''.join(reversed(chars))}"
+
+
+_ID = re.compile(r"^[a-z]{3}_[0-9A-HJKMNP-TV-Z]{26}$")
+
+
+def is_id(value: str, prefix: str) -> bool:
+    """True if ``value`` has the shape ``new_id(prefix)`` makes (checked before any query)."""
+    return value.startswith(prefix + "_") and _ID.match(value) is not None
 
 
 class UTCDateTime(TypeDecorator[datetime]):

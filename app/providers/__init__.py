@@ -1,14 +1,14 @@
-"""Channel adapters behind one interface (``base.Provider``)."""
+"""Channel adapters behind one interface (``base.Provider``); register each one here."""
 
 from __future__ import annotations
 
 from app.providers.base import Provider
 from app.providers.sandbox import SandboxProvider
 from app.providers.standard import StandardProvider
+from app.providers.twilio import TwilioProvider
 
 PROVIDERS: dict[str, Provider] = {
-    "sandbox": SandboxProvider(),
-    "standard": StandardProvider(),
+    p.name: p for p in (SandboxProvider(), StandardProvider(), TwilioProvider())
 }
 
 
@@ -17,3 +17,8 @@ def get_provider(name: str) -> Provider:
         return PROVIDERS[name]
     except KeyError:
         raise LookupError(f"unknown provider {name!r}") from None
+
+
+def webhook_url(public_base_url: str, provider: str, account_id: str) -> str:
+    """The one place a webhook URL is built: what providers call and what Twilio signs."""
+    return f"{public_base_url.rstrip('/')}/webhooks/{provider}/{account_id}"

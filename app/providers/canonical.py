@@ -11,6 +11,10 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
 
+from app.messaging.channels import Channel
+
+# Ids and codes become keys and columns: no control characters (a NUL cannot be stored).
+PRINTABLE = r"^[^\x00-\x1f\x7f]+$"
 ProviderStatus = Literal["queued", "accepted", "sent", "delivered", "read", "failed", "undelivered"]
 
 
@@ -40,17 +44,17 @@ class CanonicalEvent(BaseModel):
 
     model_config = ConfigDict(extra="forbid", title="SwitchboardCanonicalEvent")
 
-    eventId: Annotated[str, Field(min_length=1, max_length=200)]
+    eventId: Annotated[str, Field(min_length=1, max_length=200, pattern=PRINTABLE)]
     schemaVersion: Literal[1]
-    channel: Literal["rcs", "mms", "sms"]
+    channel: Channel
     direction: Literal["inbound", "outbound", "status"]
-    conversationId: Annotated[str, Field(max_length=200)] | None = None
+    conversationId: Annotated[str, Field(max_length=200, pattern=PRINTABLE)] | None = None
     sender: Party | None = None
     recipient: Party | None = None
     message: EventMessage | None = None
     status: ProviderStatus | None = None
-    providerMessageId: Annotated[str, Field(max_length=100)] | None = None
-    errorCode: Annotated[str, Field(max_length=40)] | None = None
+    providerMessageId: Annotated[str, Field(max_length=100, pattern=PRINTABLE)] | None = None
+    errorCode: Annotated[str, Field(max_length=40, pattern=PRINTABLE)] | None = None
     timestamp: AwareDatetime
     metadata: dict[str, Any] = {}
 

@@ -9,9 +9,9 @@ from datetime import UTC, datetime
 
 from standardwebhooks.webhooks import EmptyWebhookSecretError, Webhook, WebhookVerificationError
 
+from app.providers.base import SignatureError
 
-class SignatureError(Exception):
-    """Missing headers, a stale timestamp, or no signature matching any active secret."""
+__all__ = ["SignatureError", "generate_secret", "is_valid_secret", "sign_headers", "verify"]
 
 
 def generate_secret() -> str:

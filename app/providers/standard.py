@@ -1,48 +1,110 @@
 """The ``standard`` provider: any provider that speaks the canonical event over Standard Webhooks.
 
 Sending POSTs a canonical ``outbound`` event, signed with the account's
-current secret, to ``{base_url}/messages``; the provider answers with
-``{"providerMessageId": ...}`` and later posts status events back.
+signing secret, to ``{base_url}/messages``; the provider answers with
+``{"providerMessageId": ...}`` and later posts status and inbound events back,
+signed with any of the account's active webhook secrets (so they rotate).
+An ``errorCode`` from the provider is taken as our reason when it is one.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from datetime import UTC, datetime
 
 import requests
+from pydantic import ValidationError
 
+from app.messaging.reasons import StatusReason, as_reason
 from app.models import ChannelAccount
 from app.providers.base import (
+    AccountOptions,
+    AccountSetup,
+    MalformedWebhook,
+    ParsedWebhook,
     PermanentError,
+    Provider,
     RetryableError,
     SendRequest,
     SendResult,
     ThrottledError,
+    WebhookRequest,
     is_retryable_status,
+    retry_after_seconds,
 )
-from app.providers.signing import sign_headers
+from app.providers.canonical import CanonicalEvent
+from app.providers.signing import is_valid_secret, sign_headers, verify
+
+SEND_TIMEOUT = (3.05, 10)  # connect, read: seconds
+MAX_WEBHOOK_ID = 200
 
 
-def retry_after_seconds(value: str | None, default: float = 1.0) -> float:
+def event_errors(exc: ValidationError) -> list[dict[str, str]]:
+    return [
+        {
+            "field": ".".join(str(p) for p in e["loc"]) or "(body)",
+            "code": e["type"],
+            "message": e["msg"],
+        }
+        for e in exc.errors(include_url=False, include_input=False)
+    ]
+
+
+def parse_canonical(text: str) -> CanonicalEvent:
     try:
-        return max(0.0, float(value)) if value else default
-    except ValueError:
-        return default
+        return CanonicalEvent.model_validate_json(text)
+    except ValidationError as exc:
+        raise MalformedWebhook(
+            "the body is not a canonical event (schemaVersion 1)", event_errors(exc)
+        ) from None
 
 
-class StandardProvider:
+class StandardWebhooksIntake(Provider):
+    """Receiving canonical events over Standard Webhooks; shared by ``standard`` and the sandbox."""
+
+    def verify(
+        self, account: ChannelAccount, secrets: Sequence[str], request: WebhookRequest
+    ) -> None:
+        verify(request.text(), request.headers, secrets)
+
+    def parse(self, account: ChannelAccount, request: WebhookRequest) -> ParsedWebhook:
+        webhook_id = request.headers["webhook-id"]  # verify() proved it is there
+        if len(webhook_id) > MAX_WEBHOOK_ID or not webhook_id.isprintable():
+            raise MalformedWebhook(
+                f"webhook-id must be at most {MAX_WEBHOOK_ID} printable characters"
+            )
+        return ParsedWebhook(parse_canonical(request.text()), webhook_id)
+
+    def parse_stored(self, account: ChannelAccount, payload: str) -> CanonicalEvent:
+        return parse_canonical(payload)
+
+
+class StandardProvider(StandardWebhooksIntake):
     name = "standard"
-    webhook_kind = "standard"
-    receipt_task: str | None = None
+
+    def setup_account(self, options: AccountOptions) -> AccountSetup:
+        if not options.base_url or not options.webhook_secret:
+            raise ValueError("--provider standard needs --base-url and --webhook-secret")
+        if not options.base_url.startswith(("http://", "https://")):
+            raise ValueError("--base-url must start with http:// or https://")
+        if not is_valid_secret(options.webhook_secret):
+            raise ValueError("--webhook-secret must be whsec_ followed by base64")
+        return AccountSetup(
+            credentials={
+                "base_url": options.base_url,
+                "signing_secret": options.webhook_secret,
+            },
+            webhook_secret=options.webhook_secret,
+        )
 
     def send(self, account: ChannelAccount, request: SendRequest) -> SendResult:
-        creds = json.loads(account.credentials or "{}")
+        creds = self.credentials(account)
         base_url = creds.get("base_url")
         secret = creds.get("signing_secret")
         if not base_url or not secret:
             raise PermanentError(
-                "account_misconfigured", "standard account needs base_url and a secret"
+                StatusReason.ACCOUNT_MISCONFIGURED, "standard account needs base_url and a secret"
             )
         event_id = f"{request.message_id}.{request.attempt}"
         body = json.dumps(
@@ -70,7 +132,7 @@ class StandardProvider:
                 base_url.rstrip("/") + "/messages",
                 data=body,
                 headers=sign_headers(secret, event_id, body),
-                timeout=10,
+                timeout=SEND_TIMEOUT,
             )
         except requests.RequestException as exc:
             raise RetryableError("transport_error", type(exc).__name__) from None
@@ -82,8 +144,12 @@ class StandardProvider:
             raise RetryableError("provider_unavailable", f"HTTP {response.status_code}")
         if response.status_code >= 400:
             code = _error_code(response)
+            reason = as_reason(code)
             raise PermanentError(
-                code, f"HTTP {response.status_code}", channel_related=code == "channel_unsupported"
+                reason,
+                f"HTTP {response.status_code}",
+                channel_related=reason is StatusReason.CHANNEL_UNSUPPORTED,
+                code=code,
             )
         try:
             provider_id = str(response.json()["providerMessageId"])
@@ -92,8 +158,9 @@ class StandardProvider:
         return SendResult(provider_message_id=provider_id)
 
 
-def _error_code(response: requests.Response) -> str:
+def _error_code(response: requests.Response) -> str | None:
     try:
-        return str(response.json().get("errorCode") or "rejected")[:40]
-    except ValueError:
-        return "rejected"
+        code = response.json().get("errorCode")
+    except (ValueError, AttributeError):
+        return None
+    return str(code)[:40] if code else None

@@ -59,7 +59,7 @@ def build_targets(envir: Environment) -> dict[str, Target]:
     def messages(n: int) -> HttpRequest:
         return json_request("/v1/messages", {"to": RECIPIENT, "body": f"bench {run_id} #{n}"}, auth)
 
-    webhook_path = f"/webhooks/standard/{envir.account_id}"
+    webhook_path = f"/webhooks/sandbox/{envir.account_id}"
     secret = envir.webhook_secret
 
     def webhook(n: int) -> HttpRequest:
@@ -79,7 +79,7 @@ def build_targets(envir: Environment) -> dict[str, Target]:
 
     return {
         "floor": Target("floor", "POST /floor (floor)", "floor", floor),
-        "webhook": Target("webhook", "POST /webhooks/standard/{id}", "app", webhook),
+        "webhook": Target("webhook", "POST /webhooks/sandbox/{id}", "app", webhook),
         "messages": Target("messages", "POST /v1/messages", "app", messages),
     }
 

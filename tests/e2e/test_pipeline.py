@@ -78,7 +78,7 @@ def test_intent_reaches_delivered_through_signed_sandbox_receipts(
     assert moves[:5] == ["pending", "queued", "dispatched", "accepted", moves[4]]
     assert moves[-1] == "delivered"
     assert {e["source"] for e in body["events"] if e["to"] in {"sent", "delivered"}} == {
-        "webhook:standard"
+        "webhook:sandbox"
     }
 
 

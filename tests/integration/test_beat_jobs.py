@@ -74,7 +74,7 @@ def test_message_past_ttl_expires(client: FlaskClient, ctx: TenantCtx, db: Datab
         expire_overdue(db)
     assert status_of(db, mid) == "expired"
     body = client.get(f"/v1/messages/{mid}", headers=ctx.headers).get_json()
-    assert body["events"][-1]["to"] == "expired" and body["events"][-1]["reason"] == "ttl"
+    assert body["events"][-1]["to"] == "expired" and body["events"][-1]["reason"] == "expired"
 
 
 def test_relay_publishes_rows_left_behind_and_deletes_them(app: Flask, db: Database) -> None:

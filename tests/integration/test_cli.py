@@ -53,7 +53,7 @@ def test_tenant_key_account_then_send_with_that_key(backend: Backend, client: Fl
         f"accounts create --tenant {tenant['id']} --provider sandbox --channels sms,mms "
         "--sender +12025550199",
     )
-    assert account["webhook_url"] == f"https://sb.example.com/webhooks/standard/{account['id']}"
+    assert account["webhook_url"] == f"https://sb.example.com/webhooks/sandbox/{account['id']}"
     r = client.post(
         "/v1/messages",
         json={"to": "+12025550100", "body": "hi"},
@@ -107,7 +107,7 @@ def test_bad_input_is_refused_with_a_reason(backend: Backend) -> None:
         (f"accounts create --tenant {t} --provider standard --sender x", "--base-url"),
         (
             f"accounts create --tenant {t} --provider sandbox --sender x --channels fax",
-            "sms, mms, rcs",
+            "rcs, mms, sms",
         ),
         (
             f"accounts create --tenant {t} --provider sandbox --sender x --webhook-secret hunter2",

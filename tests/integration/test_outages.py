@@ -107,7 +107,7 @@ def test_database_down_at_webhook_is_503_so_the_provider_retries(
     )
     db_proxy.stop()
     r = client.post(
-        f"/webhooks/standard/{ctx.account_id}",
+        f"/webhooks/sandbox/{ctx.account_id}",
         data=body,
         headers=sign_headers(ctx.secret, "w-down", body),
     )

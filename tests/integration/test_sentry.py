@@ -21,7 +21,7 @@ SCRIPT = f"""
 from flask import request
 from sqlalchemy import text
 from app import create_app
-from app.db import get_db
+from app.api.session import get_db
 import logging, sentry_sdk
 
 app = create_app()

@@ -1,4 +1,7 @@
-"""POST /webhooks/standard/{account_id}: verify, persist into the inbox once, answer at once."""
+"""POST /webhooks/{provider}/{id} for Standard Webhooks providers (the sandbox here).
+
+Verify, persist into the inbox once, answer at once.
+"""
 
 from __future__ import annotations
 
@@ -44,7 +47,7 @@ def inbox_count(db: Database, account_id: str) -> int:
 
 
 def post(client: FlaskClient, account_id: str, body: str, headers: dict[str, str]):  # type: ignore[no-untyped-def]
-    return client.post(f"/webhooks/standard/{account_id}", data=body, headers=headers)
+    return client.post(f"/webhooks/sandbox/{account_id}", data=body, headers=headers)
 
 
 def test_signed_event_is_stored_encrypted_and_answered_202(

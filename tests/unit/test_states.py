@@ -77,13 +77,14 @@ def test_allowed_transition_applies(
     src, dst = pair
     message = make_message(src.value)
 
-    result = apply_transition(session, message, dst, source="unit", reason="because")
+    reason = "unknown" if dst in TERMINAL else "because"
+    result = apply_transition(session, message, dst, source="unit", reason=reason)
 
     assert result.outcome is Outcome.APPLIED
     assert result.applied
     assert (result.from_status, result.to_status) == (src, dst)
     assert message.status == dst.value
-    assert message.status_reason == "because"
+    assert message.status_reason == reason
     assert stored_status(session, message) == dst.value
     [event] = events_of(session, message)
     assert event is result.event
@@ -311,3 +312,23 @@ def test_record_created_refuses_an_impossible_start(
 
     with pytest.raises(ValueError, match="cannot start"):
         record_created(session, message, source="api")
+
+
+@pytest.mark.parametrize("terminal", sorted(TERMINAL), ids=str)
+def test_a_final_failure_needs_a_reason_from_the_taxonomy(
+    session: Session, make_message: MessageFactory, terminal: Status
+) -> None:
+    source = next(s for s, targets in TRANSITIONS.items() if terminal in targets)
+    with pytest.raises(ValueError, match="StatusReason"):
+        apply_transition(session, make_message(source.value), terminal, source="unit", reason="ttl")
+    message = make_message(source.value)
+    apply_transition(session, message, terminal, source="unit")
+    assert message.status_reason == "unknown"
+
+
+def test_derived_sets_follow_the_transitions() -> None:
+    from app.messaging.states import CANCELABLE, EXPIRABLE, FINAL
+
+    assert {S.PENDING, S.SCHEDULED, S.QUEUED} == CANCELABLE
+    assert {S.PENDING, S.SCHEDULED, S.QUEUED} == EXPIRABLE
+    assert TERMINAL | {S.READ, S.RECEIVED} == FINAL

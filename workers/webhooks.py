@@ -1,0 +1,50 @@
+"""Webhook tasks: processing stored provider callbacks, and a simulating provider's receipts."""
+
+from __future__ import annotations
+
+import logging
+
+import requests
+from celery import shared_task
+from sqlalchemy.exc import OperationalError
+
+from app.broker import TaskNames
+from app.messaging.receipts import process_inbox_item as process
+from app.messaging.simulation import receipt_target
+from app.messaging.states import ConcurrentTransition
+from app.providers.base import RetryableError
+from workers.context import db, settings
+
+log = logging.getLogger(__name__)
+
+
+@shared_task(
+    name=TaskNames.PROCESS_INBOX,
+    autoretry_for=(ConcurrentTransition, OperationalError),
+    retry_backoff=1,
+    retry_backoff_max=4,
+    max_retries=5,
+)
+def process_inbox_item(item_id: str) -> str:
+    with db().session() as session:
+        result = process(session, item_id)
+    log.info("inbox processed", extra={"inbox_id": item_id, "result": result})
+    return result
+
+
+@shared_task(
+    name=TaskNames.SIMULATED_RECEIPTS,
+    autoretry_for=(RetryableError, requests.RequestException),
+    retry_backoff=1,
+    retry_backoff_max=4,
+    max_retries=8,
+)
+def emit_simulated_receipts(message_id: str) -> int:
+    """Let a simulating provider POST its signed receipts back to our own webhook."""
+    with db().session() as session:
+        found = receipt_target(session, settings().public_base_url, message_id)
+    if found is None:
+        log.warning("no receipts to simulate", extra={"message_id": message_id})
+        return 0
+    provider, target = found
+    return provider.simulate_receipts(target)
