@@ -13,6 +13,7 @@ import click
 from cryptography.fernet import Fernet
 from sqlalchemy.orm import Session
 
+from app.providers import PROVIDERS
 from config import ConfigError
 
 
@@ -156,7 +157,7 @@ def accounts() -> None:
 
 @accounts.command("create")
 @click.option("--tenant", "tenant_id", required=True)
-@click.option("--provider", type=click.Choice(["sandbox", "standard", "twilio"]), required=True)
+@click.option("--provider", type=click.Choice(sorted(PROVIDERS)), required=True)
 @click.option("--channels", default="sms", show_default=True)
 @click.option("--sender", required=True, help="The sender address (E.164 number or id).")
 @click.option("--account-sid", default=None, help="twilio: the Account SID (AC...).")
@@ -180,7 +181,7 @@ def accounts_create(
     """Create a channel account and print the webhook URL to give the provider."""
     from app.messaging.channels import CHANNELS
     from app.models import ChannelAccount, Tenant, WebhookSecret
-    from app.providers import PROVIDERS, webhook_url
+    from app.providers import webhook_url
     from app.providers.base import AccountOptions
 
     channel_list = [c.strip() for c in channels.split(",") if c.strip()]

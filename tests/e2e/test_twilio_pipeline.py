@@ -81,7 +81,7 @@ def test_a_forged_callback_is_rejected_and_changes_nothing(
     message_id = send(pipeline, tw, to)
     body = wait_until(
         pipeline,
-        lambda: (b := get(pipeline, tw, message_id))["status"] == "accepted" and b or None,
+        lambda: ((b := get(pipeline, tw, message_id))["status"] == "accepted" and b) or None,
         "accepted",
     )
     params = {

@@ -1,0 +1,1 @@
+"""CRM connectors (HubSpot, Salesforce, signed webhooks), kept apart from the providers."""
