@@ -55,6 +55,9 @@ class Environment:
     account_id: str = ""
     api_key: str = ""
     webhook_secret: str = ""
+    tenant_id: str = ""
+    twilio_account_id: str = ""
+    twilio_token: str = ""
 
 
 @contextlib.contextmanager
@@ -183,7 +186,7 @@ def prepare(opts: Options, envir: Environment, cleanups: contextlib.ExitStack) -
     with engine_for(envir.db_url) as engine, engine.begin() as conn:
         conn.execute(text(FLOOR_SCHEMA_SQL))
 
-    say("  creating tenant, API key and sandbox account (switchboard CLI)")
+    say("  creating tenant, API key, sandbox and Twilio accounts (switchboard CLI)")
     tenant_id = str(run_cli(env, "tenants", "create", "--name", f"bench {run_id}")["id"])
     envir.api_key = str(run_cli(env, "keys", "create", "--tenant", tenant_id)["key"])
     envir.webhook_secret = generate_secret()
@@ -203,6 +206,26 @@ def prepare(opts: Options, envir: Environment, cleanups: contextlib.ExitStack) -
         envir.webhook_secret,
     )
     envir.account_id = str(account["id"])
+    envir.tenant_id = tenant_id
+    envir.twilio_token = secrets.token_hex(16)
+    twilio = run_cli(
+        env,
+        "accounts",
+        "create",
+        "--tenant",
+        tenant_id,
+        "--provider",
+        "twilio",
+        "--sender",
+        SENDER,
+        "--account-sid",
+        "AC" + "0" * 32,
+        "--auth-token",
+        envir.twilio_token,
+        "--base-url",
+        "http://127.0.0.1:9",  # nothing is sent in this benchmark
+    )
+    envir.twilio_account_id = str(twilio["id"])
 
 
 def _remove_redis_keys(redis_url: str, prefix: str) -> None:

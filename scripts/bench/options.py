@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 DEFAULT_PG_URL = "postgresql+psycopg2://postgres@127.0.0.1:5432/postgres"
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
-TARGET_NAMES = ("floor", "webhook", "messages")
+TARGET_NAMES = ("floor", "webhook", "messages", "receipts")
 
 
 @dataclass(frozen=True)
@@ -25,6 +25,7 @@ class Options:
     start_timeout: float
     keep_logs: bool
     as_json: bool
+    receipts: int = 3000
 
 
 def describe_bound(duration: float | None, requests: int | None) -> str:
@@ -85,6 +86,13 @@ def _parser() -> argparse.ArgumentParser:
         default=os.environ.get("BENCH_REDIS_URL", DEFAULT_REDIS_URL),
         help="Redis for the broker and the floor (env BENCH_REDIS_URL)",
     )
+    parser.add_argument(
+        "--receipts",
+        type=int,
+        default=3000,
+        help="signed Twilio callbacks in the receipts target, one per seeded message "
+        "(default 3000)",
+    )
     parser.add_argument("--log-level", default="INFO", help="LOG_LEVEL for the servers")
     parser.add_argument(
         "--start-timeout",
@@ -120,6 +128,8 @@ def parse_args(argv: list[str] | None) -> Options:
         parser.error("--requests must be at least 1")
     if args.duration is not None and args.duration <= 0:
         parser.error("--duration must be positive")
+    if args.receipts < 1:
+        parser.error("--receipts must be at least 1")
     if args.warmup < 0:
         parser.error("--warmup must not be negative")
     duration = args.duration
@@ -138,4 +148,5 @@ def parse_args(argv: list[str] | None) -> Options:
         start_timeout=args.start_timeout,
         keep_logs=args.keep_logs,
         as_json=args.as_json,
+        receipts=args.receipts,
     )

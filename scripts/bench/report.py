@@ -54,6 +54,8 @@ def summarize(
             entry.update(stats.summary())
             if floor_stats is not None:
                 entry["vs_floor"] = _vs_floor(stats, floor_stats)
+        if result.applied_per_s is not None:
+            entry["applied_per_s"] = round(result.applied_per_s, 1)
         targets[name] = entry
     return {
         "run_id": envir.run_id if envir else None,
@@ -115,6 +117,11 @@ def _footer(summary: dict[str, Any]) -> list[str]:
         "generator's own CPU (100% = one core).",
     ]
     for name, entry in summary["targets"].items():
+        if "applied_per_s" in entry:
+            lines.append(
+                f"  {name}: {entry['applied_per_s']:.1f} receipts applied per second end to end "
+                "(answered, and the status written by a real worker; target 1000/s)"
+            )
         if entry.get("status") == "errors":
             lines.append(f"  FAILED {name}: {entry['detail']}")
         for sample in entry.get("error_samples", [])[:3]:

@@ -1,9 +1,10 @@
-"""The three targets (what each request looks like) and loading them one after another."""
+"""The four targets (what each request looks like) and loading them one after another."""
 
 from __future__ import annotations
 
 import asyncio
 import json
+import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -13,6 +14,14 @@ from scripts.bench.common import SetupError, say
 from scripts.bench.fixtures import Environment
 from scripts.bench.loadgen import HttpRequest, LoadResult, PhaseStats, RequestFactory, run_load
 from scripts.bench.options import Options, describe_bound
+from scripts.bench.receipts import (
+    ReceiptsPlan,
+    Worker,
+    clear_intake_queue,
+    receipts_factory,
+    seed_accepted,
+    wait_applied,
+)
 from scripts.bench.servers import Server
 
 RECIPIENT = "+12025550100"  # sandbox: accepted, sent, delivered
@@ -33,6 +42,7 @@ class TargetResult:
     status: str = "not run"  # ok | errors | not started | not run
     detail: str = ""
     load: LoadResult | None = None
+    applied_per_s: float | None = None  # receipts: applied end to end, not just answered
 
     @property
     def measured(self) -> PhaseStats | None:
@@ -48,7 +58,7 @@ def json_request(path: str, payload: dict[str, Any], headers: dict[str, str]) ->
     return HttpRequest("POST", path, body, {"Content-Type": "application/json", **headers})
 
 
-def build_targets(envir: Environment) -> dict[str, Target]:
+def build_targets(envir: Environment, app_url: str, plan: ReceiptsPlan) -> dict[str, Target]:
     run_id = envir.run_id
 
     def floor(n: int) -> HttpRequest:
@@ -81,6 +91,9 @@ def build_targets(envir: Environment) -> dict[str, Target]:
         "floor": Target("floor", "POST /floor (floor)", "floor", floor),
         "webhook": Target("webhook", "POST /webhooks/sandbox/{id}", "app", webhook),
         "messages": Target("messages", "POST /v1/messages", "app", messages),
+        "receipts": Target(
+            "receipts", "POST /webhooks/twilio/{id}", "app", receipts_factory(app_url, plan)
+        ),
     }
 
 
@@ -92,7 +105,13 @@ def run_targets(
     A server starts when its first target comes up and stops after its last one;
     a server that fails to start marks its targets "not started" and the run goes on.
     """
-    targets = build_targets(envir)
+    plan = ReceiptsPlan(
+        envir.twilio_account_id, envir.tenant_id, envir.twilio_token, opts.receipts, []
+    )
+    if "receipts" in opts.targets:
+        say(f"  seeding {opts.receipts} accepted Twilio messages")
+        seed_accepted(envir.env, plan, envir.run_id)
+    targets = build_targets(envir, servers["app"].base_url, plan)
     broken: dict[str, str] = {}
     for index, name in enumerate(opts.targets):
         target = targets[name]
@@ -107,6 +126,9 @@ def run_targets(
                 server.stop()
         if target.server in broken:
             result.status, result.detail = "not started", broken[target.server]
+            continue
+        if name == "receipts":
+            _run_receipts(opts, envir, server, result, plan)
             continue
         say(
             f"  loading {target.endpoint}: {opts.warmup:g} s warm-up, then "
@@ -126,6 +148,39 @@ def run_targets(
         # Stop a server once no later target needs it, so it does not idle alongside the next.
         if not any(targets[n].server == target.server for n in opts.targets[index + 1 :]):
             server.stop()
+
+
+def _run_receipts(
+    opts: Options, envir: Environment, server: Server, result: TargetResult, plan: ReceiptsPlan
+) -> None:
+    """No warm-up (every callback is a new receipt): one per seeded message, worker running."""
+    worker = Worker(envir.env, envir.log_dir)
+    dropped = clear_intake_queue(opts.redis_url, envir.redis_prefix)
+    if dropped:
+        say(f"  dropped {dropped} tasks earlier targets left on the intake queue")
+    try:
+        worker.start()
+        say(f"  loading {result.target.endpoint}: {plan.count} signed callbacks, applied by it")
+        started = time.monotonic()
+        result.load = asyncio.run(
+            run_load(
+                server.base_url,
+                result.target.factory,
+                concurrency=opts.concurrency,
+                warmup=0,
+                duration=None,
+                max_requests=plan.count,
+            )
+        )
+        done = wait_applied(envir.env, plan, timeout=max(60.0, plan.count / 50))
+        if done is not None:
+            result.applied_per_s = plan.count / (done - started)
+        result.status, result.detail = _verdict(result.load.measured)
+        if done is None:
+            result.status, result.detail = "errors", "not every receipt was applied in time"
+    finally:
+        worker.stop()
+        server.stop()
 
 
 def _verdict(stats: PhaseStats) -> tuple[str, str]:
