@@ -101,6 +101,8 @@ def test_sandbox_outcomes(
         assert step in moves, moves
     if to.endswith("0001"):
         assert body["status_reason"] == "invalid_number"
+    if to.endswith("0002"):
+        assert body["status_reason"] == "landline_or_unreachable"
     if to.endswith("0003"):
         assert body["attempts"] == 1  # a throttle is not a failed attempt
         assert any(e["reason"] == "throttled" for e in body["events"])

@@ -157,3 +157,47 @@ def test_flower_refuses_to_start_without_basic_auth(backend: Backend) -> None:
 def test_schema_command_prints_the_published_schema(backend: Backend) -> None:
     printed = run(backend, "schema").stdout
     assert printed == (ROOT / "schemas" / "canonical-event.v1.json").read_text()
+
+
+def test_a_twilio_account_stores_its_credentials_encrypted(backend: Backend, db: Database) -> None:
+    tenant = run_json(backend, "tenants create --name Tw")["id"]
+    sid = "AC" + "1" * 32
+    account = run_json(
+        backend,
+        f"accounts create --tenant {tenant} --provider twilio --channels sms,mms "
+        f"--sender +12025550199 --account-sid {sid} --auth-token tok-secret-value "
+        "--base-url http://127.0.0.1:4010",
+    )
+    assert account["webhook_url"] == f"https://sb.example.com/webhooks/twilio/{account['id']}"
+    with db.session() as s:
+        stored = s.get(ChannelAccount, account["id"])
+        assert stored is not None and stored.provider == "twilio"
+        assert json.loads(stored.credentials or "{}") == {
+            "account_sid": sid,
+            "auth_token": "tok-secret-value",
+            "base_url": "http://127.0.0.1:4010",
+        }
+        # Twilio signs with the Auth Token: no whsec_ secret is made for it.
+        assert (
+            s.scalars(select(WebhookSecret).where(WebhookSecret.account_id == stored.id)).all()
+            == []
+        )
+    with db.engine.connect() as conn:
+        from sqlalchemy import text
+
+        raw = conn.execute(
+            text("SELECT credentials FROM channel_accounts WHERE id = :i"), {"i": account["id"]}
+        ).scalar()
+    assert "tok-secret-value" not in raw and sid not in raw
+
+
+def test_a_twilio_account_without_its_sid_and_token_is_refused(backend: Backend) -> None:
+    tenant = run_json(backend, "tenants create --name Tw2")["id"]
+    for extra, says in (
+        ("", "--account-sid and --auth-token"),
+        ("--account-sid XY123 --auth-token t", "AC followed by 32 hex"),
+        (f"--account-sid AC{'1' * 32} --auth-token t --base-url ftp://x", "--base-url"),
+    ):
+        command = f"accounts create --tenant {tenant} --provider twilio --sender +1202555 {extra}"
+        proc = run(backend, *command.split(), "--json", ok=False)
+        assert proc.returncode != 0 and says in proc.stderr and proc.stdout == ""
