@@ -57,3 +57,12 @@ def test_adding_a_provider_is_one_module_and_one_registration() -> None:
         shared = [ROOT / "app" / d for d in ("api", "messaging", "models", "security")]
         for path in [p for d in [*shared, ROOT / "workers"] for p in d.rglob("*.py")]:
             assert f'"{name}"' not in path.read_text(), (name, path)
+
+
+def test_the_readme_lists_every_status_reason() -> None:
+    from app.messaging.reasons import DESCRIPTIONS, StatusReason
+
+    readme = (ROOT / "README.md").read_text()
+    assert set(DESCRIPTIONS) == set(StatusReason)
+    for reason, meaning in DESCRIPTIONS.items():
+        assert f"| `{reason.value}` | {meaning} |" in readme, reason
