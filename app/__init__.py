@@ -17,6 +17,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     from app.api.session import close_request_session
     from app.broker import create_celery
     from app.db import make_database
+    from app.messaging.ratelimit import make_limiter
     from app.observability import init_sentry
     from app.outbox import install_outbox
     from app.security.crypto import Keyring, install_keyring
@@ -37,6 +38,9 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     app.extensions["switchboard.settings"] = settings
     app.extensions["switchboard.db"] = db
     app.extensions["celery"] = celery
+    app.extensions["switchboard.limiter"] = make_limiter(
+        settings.redis_url, settings.broker_keyprefix
+    )
     celery.flask_app = app
 
     register_error_handlers(app)

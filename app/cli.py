@@ -81,9 +81,22 @@ def tenants() -> None:
 @click.option("--timezone", "tz", default="UTC", show_default=True)
 @click.option("--quiet-hours", default=None, help="Local window such as 21:00-08:00.")
 @click.option("--allow-quiet-hours-override", is_flag=True)
+@click.option(
+    "--api-rate-limit",
+    type=click.FloatRange(min=0, min_open=True),
+    default=None,
+    help="POST /v1/messages a second (default TENANT_API_RATE).",
+)
+@click.option("--api-burst", type=click.FloatRange(min=1), default=None)
 @json_option
 def tenants_create(
-    name: str, tz: str, quiet_hours: str | None, allow_quiet_hours_override: bool, as_json: bool
+    name: str,
+    tz: str,
+    quiet_hours: str | None,
+    allow_quiet_hours_override: bool,
+    api_rate_limit: float | None,
+    api_burst: float | None,
+    as_json: bool,
 ) -> None:
     """Create a tenant."""
     from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -106,6 +119,8 @@ def tenants_create(
             timezone=tz,
             quiet_hours=quiet_hours,
             allow_quiet_hours_override=allow_quiet_hours_override,
+            api_rate_per_second=api_rate_limit,
+            api_rate_burst=api_burst,
         )
         session.add(tenant)
         session.flush()
@@ -165,6 +180,13 @@ def accounts() -> None:
 @click.option("--messaging-service-sid", default=None, help="twilio: send through MG... instead.")
 @click.option("--base-url", default=None, help="The provider's API (twilio: default Twilio's).")
 @click.option("--webhook-secret", default=None, help="whsec_... (generated for sandbox).")
+@click.option(
+    "--rate-limit",
+    type=click.FloatRange(min=0, min_open=True),
+    default=None,
+    help="SMS segments a second this account may send (a token bucket).",
+)
+@click.option("--burst", type=click.FloatRange(min=1), default=None, help="Bucket size (segments).")
 @json_option
 def accounts_create(
     tenant_id: str,
@@ -176,6 +198,8 @@ def accounts_create(
     messaging_service_sid: str | None,
     base_url: str | None,
     webhook_secret: str | None,
+    rate_limit: float | None,
+    burst: float | None,
     as_json: bool,
 ) -> None:
     """Create a channel account and print the webhook URL to give the provider."""
@@ -212,6 +236,8 @@ def accounts_create(
             channels=channel_list,
             sender=sender,
             credentials=json.dumps(setup.credentials) if setup.credentials else None,
+            rate_limit_per_second=rate_limit,
+            rate_limit_burst=burst,
         )
         session.add(account)
         session.flush()

@@ -58,6 +58,9 @@ class Settings:
     # Webhook dedupe: processed inbox rows are kept this long (past providers' retry windows).
     webhook_dedupe_hours: int = 96
     inbox_purge_interval: float = 3600.0
+    # POST /v1/messages per tenant: requests a second, and the burst (a tenant may override).
+    tenant_api_rate: float = 100.0
+    tenant_api_burst: float = 200.0
     # Namespaces every broker key (kombu's global_keyprefix): several deployments, one Redis.
     broker_keyprefix: str | None = None
 
@@ -286,4 +289,6 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         webhook_dedupe_hours=_int(env, "WEBHOOK_DEDUPE_HOURS", 96, minimum=72),
         inbox_purge_interval=_float(env, "INBOX_PURGE_INTERVAL", 3600.0),
         broker_keyprefix=env.get("BROKER_KEYPREFIX") or None,
+        tenant_api_rate=_float(env, "TENANT_API_RATE", 100.0),
+        tenant_api_burst=_float(env, "TENANT_API_BURST", 200.0),
     )

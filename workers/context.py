@@ -6,6 +6,7 @@ from celery import Celery
 from flask import current_app
 
 from app.db import Database
+from app.messaging.ratelimit import RateLimiter
 from config import Settings
 
 
@@ -21,4 +22,9 @@ def settings() -> Settings:
 
 def celery() -> Celery:
     value: Celery = current_app.extensions["celery"]
+    return value
+
+
+def limiter() -> RateLimiter:
+    value: RateLimiter = current_app.extensions["switchboard.limiter"]
     return value

@@ -8,7 +8,7 @@ from sqlalchemy.exc import OperationalError
 from app.broker import TaskNames
 from app.messaging import dispatch
 from app.messaging.states import ConcurrentTransition
-from workers.context import db, settings
+from workers.context import db, limiter, settings
 
 
 @shared_task(
@@ -19,4 +19,4 @@ from workers.context import db, settings
     max_retries=5,
 )
 def dispatch_message(message_id: str) -> str:
-    return dispatch.dispatch_message(db(), settings(), message_id)
+    return dispatch.dispatch_message(db(), settings(), message_id, limiter())

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import math
 from datetime import datetime
 from typing import Any
 
@@ -11,6 +12,7 @@ from flask import Blueprint, current_app, g, request
 from pydantic import ValidationError
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
 
 from app.api.auth import require_scope
 from app.api.bodies import json_object
@@ -24,6 +26,7 @@ from app.messaging.intake import (
     replay_or_conflict,
 )
 from app.messaging.intents import SendIntent, request_hash
+from app.messaging.ratelimit import Rate, RateLimiter
 from app.messaging.routing import NoRoute
 from app.messaging.states import CANCELABLE, Status, apply_transition
 from app.models import Contact, Message, MessageEvent, Tenant
@@ -49,6 +52,25 @@ def _conflict(message_id: str) -> Problem:
     )
 
 
+def _check_api_rate(session: Session, tenant: Tenant) -> None:
+    """429 with Retry-After once this tenant is over its request rate; other tenants unaffected."""
+    settings = _settings()
+    rate = Rate.of(
+        tenant.api_rate_per_second or settings.tenant_api_rate,
+        tenant.api_rate_burst or settings.tenant_api_burst,
+    )
+    assert rate is not None
+    limiter: RateLimiter = current_app.extensions["switchboard.limiter"]
+    wait = limiter.acquire(session, f"api:{tenant.id}", rate, 1, reserve=False)
+    if wait > 0:
+        raise Problem(
+            429,
+            "rate_limited",
+            f"this tenant may send {rate.per_second:g} requests a second; retry after the wait",
+            headers={"Retry-After": str(max(1, math.ceil(wait)))},
+        )
+
+
 @bp.post("")
 @require_scope("messages:write")
 def create_message() -> Any:
@@ -66,6 +88,7 @@ def create_message() -> Any:
         raise validation_problem(exc) from None
     session = request_session()
     tenant: Tenant = g.tenant
+    _check_api_rate(session, tenant)
     if intent.quiet_hours == "ignore" and not tenant.allow_quiet_hours_override:
         raise Problem(
             422,

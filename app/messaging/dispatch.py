@@ -12,7 +12,8 @@ import json
 import logging
 import time
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.exc import OperationalError
@@ -22,9 +23,10 @@ from app.broker import QueueNames
 from app.db import Database
 from app.messaging.backoff import retry_delay
 from app.messaging.quiet_hours import deferral_for
+from app.messaging.ratelimit import DatabaseLimiter, Rate, RateLimiter
 from app.messaging.reasons import StatusReason
 from app.messaging.routing import next_channel
-from app.messaging.states import ConcurrentTransition, Status, apply_transition
+from app.messaging.states import ConcurrentTransition, Status, apply_transition, is_allowed
 from app.models import ChannelAccount, Contact, Message, Tenant
 from app.models.types import utcnow
 from app.outbox import enqueue
@@ -42,6 +44,10 @@ from config import Settings
 log = logging.getLogger(__name__)
 
 
+# A released message may be claimed a hair before its reserved slot (clocks, rounding).
+SLOT_SLACK = timedelta(milliseconds=50)
+
+
 @dataclass(frozen=True)
 class Claim:
     account: ChannelAccount  # detached: the provider call needs no database
@@ -54,8 +60,54 @@ def _lock_message(session: Session, message_id: str) -> Message | None:
     return session.scalar(select(Message).where(Message.id == message_id).with_for_update())
 
 
-def claim(db: Database, settings: Settings, message_id: str) -> Claim | str:
-    """Move ``queued`` to ``dispatched`` and build the provider request; or say why not."""
+def wait_or_expire(
+    session: Session,
+    message: Message,
+    due: datetime,
+    *,
+    source: str,
+    reason: str,
+    data: dict[str, Any] | None = None,
+    changes: dict[str, Any] | None = None,
+) -> str:
+    """Hold ``message`` in ``scheduled`` until ``due``, unless its TTL ends first: then expire it.
+
+    Retries, throttles, rate limits and quiet hours never carry a message past its TTL.
+    """
+    if message.expires_at is not None and due >= message.expires_at:
+        if not is_allowed(Status(message.status), Status.EXPIRED):
+            # In flight (dispatched): it goes back to wait first, and expires from there.
+            apply_transition(
+                session, message, Status.SCHEDULED, source=source, reason=reason, data=data
+            )
+        apply_transition(
+            session,
+            message,
+            Status.EXPIRED,
+            source=source,
+            reason=StatusReason.EXPIRED,
+            data={**(data or {}), "would_wait_for": reason, "due": due.isoformat()},
+        )
+        return "expired"
+    apply_transition(
+        session,
+        message,
+        Status.SCHEDULED,
+        source=source,
+        reason=reason,
+        data=data,
+        changes={"next_attempt_at": due, **(changes or {})},
+    )
+    return reason
+
+
+def claim(db: Database, settings: Settings, limiter: RateLimiter, message_id: str) -> Claim | str:
+    """Move ``queued`` to ``dispatched`` and build the provider request; or say why not.
+
+    The account's rate limit is taken here, in segments: a message over it
+    reserves its slot and waits in ``scheduled`` (not an attempt), then passes
+    on its slot without taking tokens twice.
+    """
     with db.session() as session:
         message = _lock_message(session, message_id)
         if message is None:
@@ -77,15 +129,31 @@ def claim(db: Database, settings: Settings, message_id: str) -> Claim | str:
         )
         if quiet_end is not None:
             # Released or retried into the recipient's night: wait for their morning.
-            apply_transition(
+            return wait_or_expire(
                 session,
                 message,
-                Status.SCHEDULED,
+                quiet_end,
                 source="dispatcher",
                 reason="quiet_hours",
-                changes={"not_before": quiet_end, "next_attempt_at": None},
+                changes={"not_before": quiet_end},
             )
-            return "quiet_hours"
+        rate = Rate.of(account.rate_limit_per_second, account.rate_limit_burst)
+        holds_slot = message.rate_slot_at is not None and message.rate_slot_at <= now + SLOT_SLACK
+        if rate is not None and not holds_slot:
+            wait = limiter.acquire(
+                session, f"account:{account.id}", rate, message.segments, reserve=True
+            )
+            if wait > 0:
+                slot = now + timedelta(seconds=wait)
+                return wait_or_expire(
+                    session,
+                    message,
+                    slot,
+                    source="dispatcher",
+                    reason="rate_limit",
+                    data={"segments": message.segments, "wait_seconds": round(wait, 3)},
+                    changes={"rate_slot_at": slot},
+                )
         provider = get_provider(account.provider)
         apply_transition(
             session,
@@ -93,7 +161,11 @@ def claim(db: Database, settings: Settings, message_id: str) -> Claim | str:
             Status.DISPATCHED,
             source="dispatcher",
             data={"attempt": message.attempts + 1, "channel": message.channel},
-            changes={"attempts": message.attempts + 1, "next_attempt_at": None},
+            changes={
+                "attempts": message.attempts + 1,
+                "next_attempt_at": None,
+                "rate_slot_at": None,
+            },
         )
         request = SendRequest(
             message_id=message.id,
@@ -153,21 +225,18 @@ def record_outcome(
         if outcome.code is not None:
             data["error_code"] = outcome.code  # the provider's raw code
         if isinstance(outcome, ThrottledError):
-            due = now + timedelta(seconds=outcome.retry_after)
-            apply_transition(
+            return wait_or_expire(
                 session,
                 message,
-                Status.SCHEDULED,
+                now + timedelta(seconds=outcome.retry_after),
                 source="provider",
                 reason="throttled",
                 data=data,
                 changes={
                     "attempts": message.attempts - 1,  # a throttle is not a failed attempt
                     "throttles": message.throttles + 1,
-                    "next_attempt_at": due,
                 },
             )
-            return "throttled"
         if isinstance(outcome, PermanentError):
             account = session.get(ChannelAccount, message.account_id)
             fallback = (
@@ -203,16 +272,9 @@ def record_outcome(
         delay = retry_delay(
             message.attempts, settings.retry_base_seconds, settings.retry_max_seconds
         )
-        apply_transition(
-            session,
-            message,
-            Status.SCHEDULED,
-            source="provider",
-            reason="retry",
-            data=data,
-            changes={"next_attempt_at": now + delay},
+        return wait_or_expire(
+            session, message, now + delay, source="provider", reason="retry", data=data
         )
-        return "retry"
 
 
 RECORD_RETRY_DELAYS = (0.5, 1.0, 2.0, 4.0)
@@ -241,9 +303,11 @@ def _record_with_retries(
     raise AssertionError("unreachable")
 
 
-def dispatch_message(db: Database, settings: Settings, message_id: str) -> str:
+def dispatch_message(
+    db: Database, settings: Settings, message_id: str, limiter: RateLimiter | None = None
+) -> str:
     """The whole dispatch of one message; idempotent, returns what happened."""
-    claimed = claim(db, settings, message_id)
+    claimed = claim(db, settings, limiter or DatabaseLimiter(), message_id)
     if isinstance(claimed, str):
         return claimed
     outcome = send(claimed)

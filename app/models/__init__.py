@@ -6,6 +6,7 @@ from app.models.contact import Contact
 from app.models.inbox import InboxItem
 from app.models.message import Message, MessageEvent
 from app.models.outbox import OutboxRow
+from app.models.ratelimit import RateBucket
 from app.models.tenant import ApiKey, Tenant
 
 __all__ = [
@@ -17,6 +18,7 @@ __all__ = [
     "Message",
     "MessageEvent",
     "OutboxRow",
+    "RateBucket",
     "Tenant",
     "WebhookSecret",
 ]

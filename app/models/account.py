@@ -20,7 +20,9 @@ class ChannelAccount(TenantScoped, Timestamped, Base):
     sender: Mapped[str] = mapped_column(String(64))
     # Provider credentials as encrypted JSON (account sid, auth token, base url, ...).
     credentials: Mapped[str | None] = mapped_column(Encrypted(), default=None)
+    # A token bucket in SMS segments: this many a second, and bursts of up to rate_limit_burst.
     rate_limit_per_second: Mapped[float | None] = mapped_column(default=None)
+    rate_limit_burst: Mapped[float | None] = mapped_column(default=None)
 
 
 class WebhookSecret(TenantScoped, Timestamped, Base):

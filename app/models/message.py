@@ -40,6 +40,8 @@ class Message(TenantScoped, Timestamped, Base):
     next_attempt_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), default=None)
     not_before: Mapped[datetime | None] = mapped_column(UTCDateTime(), default=None)
     expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), default=None)
+    # The send slot this message reserved in its account's rate limit, while it waits for it.
+    rate_slot_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), default=None)
     provider_message_id: Mapped[str | None] = mapped_column(String(100), default=None)
     segments: Mapped[int] = mapped_column(default=1)
     encoding: Mapped[str] = mapped_column(String(8), default="GSM-7")

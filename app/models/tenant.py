@@ -20,6 +20,9 @@ class Tenant(Timestamped, Base):
     # Local quiet hours as "HH:MM-HH:MM" in the recipient's zone; None means none.
     quiet_hours: Mapped[str | None] = mapped_column(String(11), default=None)
     allow_quiet_hours_override: Mapped[bool] = mapped_column(default=False)
+    # POST /v1/messages per second (and burst) for this tenant; None takes the settings' default.
+    api_rate_per_second: Mapped[float | None] = mapped_column(default=None)
+    api_rate_burst: Mapped[float | None] = mapped_column(default=None)
 
 
 class ApiKey(TenantScoped, Timestamped, Base):

@@ -10,6 +10,7 @@ from sqlalchemy import update
 
 from app.db import Database
 from app.messaging.dispatch import claim
+from app.messaging.ratelimit import DatabaseLimiter
 from app.models import Message
 from config import Settings
 from tests.factories import make_tenant_ctx
@@ -74,7 +75,7 @@ def test_a_queued_message_reaching_dispatch_at_night_is_held(
     with db.session() as s:  # as if the worker was busy until night fell
         s.execute(update(Message).where(Message.id == mid).values(status="queued"))
     with freeze_time(NIGHT_IN_NEW_YORK.replace(day=2)):
-        assert claim(db, settings, mid) == "quiet_hours"
+        assert claim(db, settings, DatabaseLimiter(), mid) == "quiet_hours"
     with db.session() as s:
         message = s.get(Message, mid)
         assert message is not None

@@ -1,0 +1,132 @@
+"""Token buckets: per channel account (in SMS segments) and per tenant (API requests).
+
+The algorithm is GCRA, the token bucket kept as one number: the bucket's
+theoretical arrival time (TAT). A request costing ``cost`` conforms when
+``TAT + cost/rate - burst/rate <= now``. With ``reserve`` a request that does
+not conform still takes its place in line and learns how long to wait, so a
+backlog drains at exactly the rate with no herd of retries; without it, the
+bucket is left alone and the caller is told when to come back.
+
+Where Redis is configured the bucket lives there, updated by one atomic Lua
+script on Redis's own clock. Without Redis (the embedded default) it is a row
+in ``rate_buckets``, locked in the caller's transaction. A limiter that cannot
+reach its store lets the request through and logs it: a provider's own 429 is
+still handled as a throttle.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from app.db import insert_ignore
+from app.models import RateBucket
+
+log = logging.getLogger(__name__)
+
+
+EPSILON = 1e-6
+
+
+@dataclass(frozen=True)
+class Rate:
+    per_second: float
+    burst: float
+
+    @classmethod
+    def of(cls, per_second: float | None, burst: float | None) -> Rate | None:
+        if not per_second or per_second <= 0:
+            return None
+        return cls(per_second, max(1.0, burst if burst and burst > 0 else per_second))
+
+
+def gcra(
+    tat: float | None, now: float, rate: Rate, cost: float, reserve: bool
+) -> tuple[float, float]:
+    """(the bucket's new TAT, seconds to wait). Pure: both stores run exactly this."""
+    interval = 1.0 / rate.per_second
+    start = max(tat if tat is not None else now, now)
+    new_tat = start + cost * interval
+    wait = new_tat - rate.burst * interval - now
+    if wait <= EPSILON:  # a microsecond early is on time: float sums drift
+        wait = 0.0
+    if wait > 0 and not reserve:
+        return start, wait
+    return new_tat, wait
+
+
+class RateLimiter(Protocol):
+    def acquire(
+        self, session: Session, key: str, rate: Rate, cost: float, *, reserve: bool
+    ) -> float:
+        """Take ``cost`` from bucket ``key``; the seconds to wait first (0: go now)."""
+        ...
+
+
+class DatabaseLimiter:
+    """Buckets as rows, locked in the caller's transaction (SQLite serializes it anyway)."""
+
+    def acquire(
+        self, session: Session, key: str, rate: Rate, cost: float, *, reserve: bool
+    ) -> float:
+        now = time.time()
+        insert_ignore(session, RateBucket.__table__, {"key": key, "tat": now}, ["key"])
+        bucket = session.scalar(select(RateBucket).where(RateBucket.key == key).with_for_update())
+        assert bucket is not None
+        bucket.tat, wait = gcra(bucket.tat, now, rate, cost, reserve)
+        return wait
+
+
+# KEYS[1] the bucket; ARGV: interval (s), burst, cost, reserve (1/0). Returns the wait as text
+# (Lua numbers come back from Redis as integers otherwise).
+_GCRA_LUA = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
+local interval = tonumber(ARGV[1])
+local burst = tonumber(ARGV[2])
+local cost = tonumber(ARGV[3])
+local tat = tonumber(redis.call('GET', KEYS[1]) or now)
+if tat < now then tat = now end
+local new_tat = tat + cost * interval
+local wait = new_tat - burst * interval - now
+if wait <= 0.000001 then wait = 0 end
+if wait > 0 and ARGV[4] ~= '1' then return tostring(wait) end
+redis.call('SET', KEYS[1], tostring(new_tat), 'EX', math.ceil(new_tat - now) + 60)
+return tostring(wait)
+"""
+
+
+class RedisLimiter:
+    """Buckets in Redis, one atomic script per request, on Redis's clock (shared by all hosts)."""
+
+    def __init__(self, client: Any, prefix: str = "") -> None:
+        self.client = client
+        self.prefix = prefix
+        self.script = client.register_script(_GCRA_LUA)
+
+    def acquire(
+        self, session: Session, key: str, rate: Rate, cost: float, *, reserve: bool
+    ) -> float:
+        args = [1.0 / rate.per_second, rate.burst, cost, 1 if reserve else 0]
+        try:
+            return float(self.script(keys=[f"{self.prefix}switchboard:rate:{key}"], args=args))
+        except Exception as exc:  # Redis down: do not turn a limiter outage into an API outage
+            log.warning(
+                "rate limiter unavailable; letting through", extra={"error": type(exc).__name__}
+            )
+            return 0.0
+
+
+def make_limiter(redis_url: str | None, prefix: str | None) -> RateLimiter:
+    """Redis when configured (its URL carries any TLS options), else the database."""
+    if not redis_url:
+        return DatabaseLimiter()
+    import redis
+
+    client = redis.Redis.from_url(redis_url, socket_timeout=1.0, socket_connect_timeout=1.0)
+    return RedisLimiter(client, prefix or "")

@@ -1,0 +1,68 @@
+"""Dispatch limits on real processes: an account's rate limit holds, and every message lands."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+
+import pytest
+from sqlalchemy import update
+
+from app.db import Database
+from app.models import ChannelAccount
+from scripts.fake_twilio import FakeTwilio
+from tests.e2e.test_pipeline import send, wait_final
+from tests.factories import TenantCtx, make_tenant_ctx
+from tests.support.processes import Pipeline
+
+pytestmark = pytest.mark.e2e
+
+
+@pytest.fixture(scope="module")
+def fake() -> Iterator[FakeTwilio]:
+    """The fake Twilio, calling the live pipeline back."""
+    server = FakeTwilio(callback_delay=0.01).start()
+    yield server
+    server.stop()
+
+
+def limited_account(db: Database, fake: FakeTwilio, rate: float, burst: float) -> TenantCtx:
+    ctx = make_tenant_ctx(
+        db,
+        provider="twilio",
+        channels=("sms",),
+        credentials={
+            "account_sid": fake.account_sid,
+            "auth_token": fake.auth_token,
+            "base_url": fake.base_url,
+        },
+    )
+    with db.session() as s:
+        s.execute(
+            update(ChannelAccount)
+            .where(ChannelAccount.id == ctx.account_id)
+            .values(rate_limit_per_second=rate, rate_limit_burst=burst)
+        )
+    return ctx
+
+
+def test_five_segments_a_second_holds_for_fifty_messages_and_all_are_delivered(
+    pipeline: Pipeline, db: Database, fake: FakeTwilio
+) -> None:
+    rate, burst, count = 5.0, 5.0, 50
+    ctx = limited_account(db, fake, rate, burst)
+    recipients = [f"+1202555{2000 + n:04d}" for n in range(count)]
+    ids = [send(pipeline, ctx, to) for to in recipients]
+    finals = [wait_final(pipeline, ctx, i) for i in ids]
+    assert {f["status"] for f in finals} == {"delivered"}
+    assert all(f["attempts"] == 1 for f in finals)  # waiting for the limit is not an attempt
+    times = sorted(s.at for s in fake.sent if s.to in set(recipients))
+    assert len(times) == count  # each sent once
+    # In any one-second window: at most the burst plus one second's worth.
+    for i, start in enumerate(times):
+        in_window = sum(1 for t in times[i:] if t < start + 1.0)
+        assert in_window <= burst + rate, (i, in_window)
+    assert times[-1] - times[0] >= (count - burst) / rate * 0.95
+    waited = [e for f in finals for e in f["events"] if e["reason"] == "rate_limit"]
+    assert waited, "the limit never made anything wait"
+    assert time.time() - times[-1] < 60
