@@ -43,6 +43,7 @@ class TaskNames:
     EXPIRE = "expire_messages"
     REDRIVE_INBOX = "redrive_inbox"
     PURGE_INBOX = "purge_inbox"
+    RECONCILE = "reconcile_stuck_messages"
 
 
 class FlaskTask(Task):  # type: ignore[misc]

@@ -7,6 +7,7 @@ import sys
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from datetime import timedelta
 from typing import Any
 
 import click
@@ -25,7 +26,9 @@ def _session() -> Iterator[tuple[Session, Any]]:
         flask_app = create_app()
     except ConfigError as exc:
         raise click.ClickException(f"configuration: {exc}") from None
-    with flask_app.app_context(), flask_app.extensions["switchboard.db"].session() as session:
+    db = flask_app.extensions["switchboard.db"]
+    with flask_app.app_context(), db.session() as session:
+        session.info["db"] = db
         yield session, flask_app.extensions["switchboard.settings"]
 
 
@@ -252,6 +255,96 @@ def accounts_create(
     _emit(
         as_json, {"id": account_id, "webhook_url": url}, f"account {account_id}\nwebhook URL: {url}"
     )
+
+
+def _duration(_ctx: click.Context, param: click.Parameter, value: str | None) -> timedelta | None:
+    from app.messaging.stuck import parse_duration
+
+    if value is None:
+        return None
+    try:
+        return parse_duration(value)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param=param) from None
+
+
+@main.command("stuck")
+@click.option(
+    "--older-than",
+    callback=_duration,
+    default=None,
+    help="One age for every state (e.g. 10m); default: each state's SLA (STUCK_SLAS).",
+)
+@click.option("--tenant", "tenant_id", default=None, help="Only this tenant's messages.")
+@click.option("--limit", default=50, show_default=True, type=click.IntRange(1, 1000))
+@json_option
+def stuck(older_than: timedelta | None, tenant_id: str | None, limit: int, as_json: bool) -> None:
+    """Messages stuck in a non-final state past its SLA: ids, states and ages, no PII."""
+    from app.messaging.stuck import Window, stuck_report
+
+    with _session() as (session, settings):
+        report = stuck_report(
+            session, Window(settings.stuck_sla, older_than), tenant_id=tenant_id, limit=limit
+        )
+    # CRM syncs join this report once CRM connectors write them; none are owed until then.
+    report["syncs"] = []
+    if as_json:
+        click.echo(json.dumps(report))
+        return
+    total = sum(n for lanes in report["counts"].values() for n in lanes.values())
+    click.echo(f"{total} stuck message(s)")
+    for status, lanes in sorted(report["counts"].items()):
+        click.echo(f"  {status:<11} " + ", ".join(f"{lane}: {n}" for lane, n in lanes.items()))
+    if report["inbox"]["parked_receipts"]:
+        click.echo(f"  parked receipts (provider id unknown): {report['inbox']['parked_receipts']}")
+    for m in report["messages"]:
+        last = m["last_event"] or {}
+        click.echo(
+            f"{m['id']}  {m['tenant_id']}  {m['status']:<10} {m['age_seconds']:>9.0f}s  "
+            f"{m['reason']}  (last: {last.get('kind')} {last.get('to')} {last.get('reason') or ''})"
+        )
+
+
+@main.command("redrive")
+@click.option("--id", "ids", multiple=True, help="A message id (repeatable).")
+@click.option("--status", default=None, help="Every message in this state...")
+@click.option("--older-than", callback=_duration, default=None, help="...for longer than this.")
+@click.option("--tenant", "tenant_id", default=None, help="Only this tenant's messages.")
+@click.option("--dry-run", is_flag=True, help="Say what would be done; change nothing.")
+@json_option
+def redrive_command(
+    ids: tuple[str, ...],
+    status: str | None,
+    older_than: timedelta | None,
+    tenant_id: str | None,
+    dry_run: bool,
+    as_json: bool,
+) -> None:
+    """Re-drive stuck messages safely: a possibly-sent one is checked with its provider first."""
+    from app.messaging.reconcile import redrive, select_ids
+    from app.messaging.states import Status
+    from app.messaging.stuck import WHY
+
+    if bool(ids) == bool(status):
+        raise click.UsageError("give --id ID..., or --status S --older-than D")
+    if status is not None and (status not in WHY or older_than is None):
+        raise click.UsageError(f"--status takes one of {', '.join(WHY)}, with --older-than")
+    with _session() as (session, _settings):
+        chosen = list(ids)
+        if status is not None and older_than is not None:
+            chosen = select_ids(
+                session, status=Status(status).value, older_than=older_than, tenant_id=tenant_id
+            )
+        db = session.info["db"]
+    actions = [
+        a.as_dict() for a in redrive(db, chosen, dry_run=dry_run, actor="cli", tenant_id=tenant_id)
+    ]
+    if as_json:
+        click.echo(json.dumps({"dry_run": dry_run, "messages": actions}))
+        return
+    for a in actions:
+        click.echo(f"{a['id']}  {a['status']:<10} -> {a['action']}  {a['detail']}")
+    click.echo(f"{len(actions)} message(s){' (dry run: nothing changed)' if dry_run else ''}")
 
 
 @main.command("schema")

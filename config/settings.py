@@ -22,6 +22,16 @@ class ConfigError(ValueError):
     """A setting is missing or malformed; the message names the variable."""
 
 
+DEFAULT_STUCK_SLAS: dict[str, float] = {
+    "pending": 60,
+    "scheduled": 300,  # past its due time, not released
+    "queued": 300,
+    "dispatched": 120,
+    "accepted": 3600,
+    "sent": 86400,
+}
+
+
 @dataclass(frozen=True)
 class Settings:
     """The whole configuration of one Switchboard process."""
@@ -58,11 +68,18 @@ class Settings:
     # Webhook dedupe: processed inbox rows are kept this long (past providers' retry windows).
     webhook_dedupe_hours: int = 96
     inbox_purge_interval: float = 3600.0
+    # How long a message may stay in each non-final state before it counts as stuck (seconds).
+    stuck_slas: tuple[tuple[str, float], ...] = tuple(DEFAULT_STUCK_SLAS.items())
+    reconcile_interval: float = 60.0
     # POST /v1/messages per tenant: requests a second, and the burst (a tenant may override).
     tenant_api_rate: float = 100.0
     tenant_api_burst: float = 200.0
     # Namespaces every broker key (kombu's global_keyprefix): several deployments, one Redis.
     broker_keyprefix: str | None = None
+
+    @property
+    def stuck_sla(self) -> dict[str, float]:
+        return dict(self.stuck_slas)
 
     @property
     def is_sqlite(self) -> bool:
@@ -161,6 +178,26 @@ def normalize_redis_url(url: str, verify: bool) -> str:
     query = dict(parse_qsl(parts.query))
     query.setdefault("ssl_cert_reqs", "required" if verify else "none")
     return urlunsplit(parts._replace(query=urlencode(query)))
+
+
+def _stuck_slas(env: Mapping[str, str]) -> tuple[tuple[str, float], ...]:
+    """``STUCK_SLAS=queued=300,dispatched=120``: overrides per state, in seconds."""
+    slas = dict(DEFAULT_STUCK_SLAS)
+    raw = env.get("STUCK_SLAS", "").strip()
+    for part in filter(None, (p.strip() for p in raw.split(","))):
+        state, _, value = part.partition("=")
+        if state.strip() not in DEFAULT_STUCK_SLAS:
+            raise ConfigError(
+                f"STUCK_SLAS: {state.strip()!r} is not one of {', '.join(DEFAULT_STUCK_SLAS)}"
+            )
+        try:
+            seconds = float(value)
+        except ValueError:
+            raise ConfigError(f"STUCK_SLAS: {part!r} is not state=seconds") from None
+        if seconds <= 0:
+            raise ConfigError(f"STUCK_SLAS: {part!r} must be positive")
+        slas[state.strip()] = seconds
+    return tuple(slas.items())
 
 
 def _fernet_keys(raw: str) -> tuple[str, ...]:
@@ -289,6 +326,8 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         webhook_dedupe_hours=_int(env, "WEBHOOK_DEDUPE_HOURS", 96, minimum=72),
         inbox_purge_interval=_float(env, "INBOX_PURGE_INTERVAL", 3600.0),
         broker_keyprefix=env.get("BROKER_KEYPREFIX") or None,
+        stuck_slas=_stuck_slas(env),
+        reconcile_interval=_float(env, "RECONCILE_INTERVAL", 60.0),
         tenant_api_rate=_float(env, "TENANT_API_RATE", 100.0),
         tenant_api_burst=_float(env, "TENANT_API_BURST", 200.0),
     )

@@ -78,6 +78,7 @@ class Rule:
     callbacks: list[Callback] | None = None
     duplicate: bool = False  # post every callback twice
     reverse: bool = False  # post the callbacks in reverse order
+    poll_status: str | None = None  # what GET of the message says, whatever was posted
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Rule:
@@ -87,6 +88,7 @@ class Rule:
             callbacks=[(c[0], c[1]) for c in callbacks] if callbacks is not None else None,
             duplicate=bool(data.get("duplicate", False)),
             reverse=bool(data.get("reverse", False)),
+            poll_status=data.get("poll_status"),
         )
 
 
@@ -103,6 +105,8 @@ class Sent:
     status_callback: str | None
     answered: int
     sid: str | None
+    status: str = "queued"  # as GET of the message reports it
+    error_code: str | None = None
 
 
 def default_callbacks(to: str) -> list[Callback]:
@@ -134,6 +138,7 @@ class FakeTwilio:
         self.sent: list[Sent] = []
         self.callback_log: list[tuple[str, str, int]] = []  # (sid, status, our answer)
         self.stall_all = 0.0
+        self.fetches: list[str] = []
         self._lock = threading.Lock()
         self._server = ThreadingHTTPServer((host, port), _handler(self))
         self._server.daemon_threads = True
@@ -236,6 +241,8 @@ class FakeTwilio:
         )
         status, body, headers = self._answer(sid_in_path, auth, expected, to, reply, record)
         record.answered = status
+        if rule.poll_status is not None:
+            record.status = rule.poll_status
         with self._lock:
             self.sent.append(record)
         if status == 201 and record.status_callback:
@@ -248,6 +255,22 @@ class FakeTwilio:
             self._callback_threads.append(thread)
             thread.start()
         return status, body, headers
+
+    def handle_fetch(
+        self, sid_in_path: str, auth: str | None, message_sid: str
+    ) -> tuple[int, dict[str, Any], dict[str, str]]:
+        """GET a message by SID, as the Messages API answers it."""
+        expected = (
+            "Basic " + base64.b64encode(f"{self.account_sid}:{self.auth_token}".encode()).decode()
+        )
+        if sid_in_path != self.account_sid or auth != expected:
+            return error(401, 20003)
+        with self._lock:
+            found = next((s for s in self.sent if s.sid == message_sid), None)
+            self.fetches.append(message_sid)
+        if found is None:
+            return error(404, 20404)
+        return 200, message_json(self.account_sid, found), {}
 
     def _answer(
         self,
@@ -290,6 +313,8 @@ class FakeTwilio:
             }
             if error_code:
                 params["ErrorCode"] = error_code
+            with self._lock:
+                record.status, record.error_code = status, error_code
             try:
                 answered = self._post_signed(record.status_callback, params).status_code
             except requests.RequestException:
@@ -325,7 +350,7 @@ def message_json(account_sid: str, record: Sent) -> dict[str, Any]:
         "date_sent": None,
         "date_updated": now,
         "direction": "outbound-api",
-        "error_code": None,
+        "error_code": int(record.error_code) if record.error_code else None,
         "error_message": None,
         "from": record.sender,
         "messaging_service_sid": record.messaging_service_sid,
@@ -334,7 +359,7 @@ def message_json(account_sid: str, record: Sent) -> dict[str, Any]:
         "price": None,
         "price_unit": "USD",
         "sid": record.sid,
-        "status": "queued",
+        "status": record.status,
         "subresource_uris": {
             "media": f"/2010-04-01/Accounts/{account_sid}/Messages/{record.sid}/Media.json"
         },
@@ -394,7 +419,12 @@ def _handler(fake: FakeTwilio) -> type[BaseHTTPRequestHandler]:
                 self._send(404, error(404, 20404)[1])
 
         def do_GET(self) -> None:
-            if urlsplit(self.path).path == "/_fake/messages":
+            path = urlsplit(self.path).path
+            if path.startswith(API_PREFIX) and "/Messages/" in path and path.endswith(".json"):
+                account, _, rest = path[len(API_PREFIX) :].partition("/Messages/")
+                auth = self.headers.get("Authorization")
+                self._send(*fake.handle_fetch(account, auth, rest[: -len(".json")]))
+            elif path == "/_fake/messages":
                 with fake._lock:
                     sent = [s.__dict__ for s in fake.sent]
                 self._send(200, {"messages": sent, "callbacks": fake.callback_log})

@@ -23,4 +23,5 @@ def beat_schedule(settings: Settings) -> dict[str, dict[str, Any]]:
         "expire": entry(TaskNames.EXPIRE, settings.expire_interval),
         "redrive-inbox": entry(TaskNames.REDRIVE_INBOX, settings.inbox_redrive_interval),
         "purge-inbox": entry(TaskNames.PURGE_INBOX, settings.inbox_purge_interval),
+        "reconcile": entry(TaskNames.RECONCILE, settings.reconcile_interval),
     }

@@ -9,6 +9,7 @@ from celery import shared_task
 
 from app.broker import TaskNames
 from app.messaging.inbox import purge_processed, redrive_deferred
+from app.messaging.reconcile import reconcile
 from app.messaging.scheduler import expire_overdue, release_due
 from app.outbox import relay
 from workers.context import celery, db, settings
@@ -55,3 +56,11 @@ def purge_inbox() -> int:
     if count:
         log.info("purged processed inbox rows", extra={"count": count})
     return count
+
+
+@shared_task(name=TaskNames.RECONCILE)
+def reconcile_stuck_messages() -> dict[str, int]:
+    counts = reconcile(db(), settings().stuck_sla)
+    if any(counts.values()):
+        log.info("reconciled stuck messages", extra=counts)
+    return counts

@@ -19,7 +19,13 @@ from sqlalchemy.orm import Session
 
 from app.messaging.backoff import retry_delay
 from app.messaging.contacts import get_or_create_contact
-from app.messaging.states import Status, apply_transition, record_created, record_note
+from app.messaging.states import (
+    Status,
+    TransitionResult,
+    apply_transition,
+    record_created,
+    record_note,
+)
 from app.models import ChannelAccount, InboxItem, Message
 from app.models.types import new_id, utcnow
 from app.providers import get_provider
@@ -94,6 +100,27 @@ def _apply_status(
             return "parked"
         item.next_attempt_at = utcnow() + retry_delay(item.attempts, 2.0, 300.0)
         return "deferred"
+    result = apply_provider_status(
+        session,
+        message,
+        provider,
+        event,
+        source=f"webhook:{item.provider}",
+        dedupe_key=f"receipt:{item.dedupe_key}",
+    )
+    return _finish(item, f"status:{result.outcome.value}")
+
+
+def apply_provider_status(
+    session: Session,
+    message: Message,
+    provider: Provider,
+    event: CanonicalEvent,
+    *,
+    source: str,
+    dedupe_key: str,
+) -> TransitionResult:
+    """Move ``message`` as the provider's status event says (a receipt, or a poll's answer)."""
     assert event.status is not None
     target = PROVIDER_STATUS[event.status]
     failed = target in (Status.FAILED, Status.UNDELIVERED)
@@ -103,16 +130,15 @@ def _apply_status(
     }
     if event.errorCode:
         data["error_code"] = event.errorCode  # the raw code; the reason is ours
-    result = apply_transition(
+    return apply_transition(
         session,
         message,
         target,
-        source=f"webhook:{item.provider}",
+        source=source,
         reason=provider.status_reason(event.errorCode).value if failed else None,
-        dedupe_key=f"receipt:{item.dedupe_key}",
+        dedupe_key=dedupe_key,
         data=data,
     )
-    return _finish(item, f"status:{result.outcome.value}")
 
 
 def _record_inbound(

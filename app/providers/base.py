@@ -216,6 +216,15 @@ class Provider:
         status = "accepted" if new else "duplicate"
         return Acknowledgement(json.dumps({"status": status}), 202 if new else 200)
 
+    def fetch_status(
+        self, account: ChannelAccount, provider_message_id: str
+    ) -> CanonicalEvent | None:
+        """Ask the provider where a sent message stands, as a status event; None if it cannot tell.
+
+        Raises a ProviderError when the provider could not be asked.
+        """
+        return None
+
     def status_reason(self, error_code: str | None) -> StatusReason:
         """Our reason for a failed or undelivered status carrying the provider's ``error_code``."""
         return as_reason(error_code)

@@ -169,6 +169,31 @@ class TwilioProvider(Provider):
     def status_reason(self, error_code: str | None) -> StatusReason:
         return twilio_codes.reason_for(error_code)
 
+    def fetch_status(
+        self, account: ChannelAccount, provider_message_id: str
+    ) -> CanonicalEvent | None:
+        """GET the message by SID: its status now, as a status callback would have said it."""
+        creds = self.credentials(account)
+        sid, token = creds.get("account_sid"), creds.get("auth_token")
+        if not sid or not token or not _SID.match(provider_message_id):
+            return None
+        base_url = str(creds.get("base_url") or DEFAULT_BASE_URL)
+        url = f"{base_url}/2010-04-01/Accounts/{sid}/Messages/{provider_message_id}.json"
+        try:
+            response = requests.get(url, auth=(sid, token), timeout=SEND_TIMEOUT)
+        except requests.RequestException as exc:
+            raise RetryableError("transport_error", type(exc).__name__) from None
+        if response.status_code >= 300:
+            raise classify(response)
+        body = _json(response)
+        status = body.get("status")
+        if not isinstance(status, str) or status not in twilio_codes.STATUSES:
+            return None
+        params = FormParams({"To": [str(body.get("to") or "")]})
+        if body.get("error_code") is not None:
+            params["ErrorCode"] = [str(body["error_code"])]
+        return _status_event(params, provider_message_id, status)
+
     def _event(self, account: ChannelAccount, text: str) -> CanonicalEvent:
         params = FormParams.parse(text)
         sid = params.first("MessageSid") or params.first("SmsSid")

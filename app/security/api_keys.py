@@ -6,7 +6,7 @@ import hashlib
 import secrets
 
 KEY_PREFIX = "sb_live_"
-KNOWN_SCOPES = frozenset({"messages:write", "messages:read"})
+KNOWN_SCOPES = frozenset({"messages:write", "messages:read", "admin"})
 
 
 def generate_api_key() -> str:

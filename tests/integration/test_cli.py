@@ -103,7 +103,7 @@ def test_bad_input_is_refused_with_a_reason(backend: Backend) -> None:
         ("tenants create --name x --timezone Mars/Olympus", "time zone"),
         ("tenants create --name x --quiet-hours 9pm-8am", "HH:MM"),
         ("keys create --tenant ten_missing", "no tenant"),
-        (f"keys create --tenant {t} --scopes admin", "unknown scopes"),
+        (f"keys create --tenant {t} --scopes superuser", "unknown scopes"),
         (f"accounts create --tenant {t} --provider standard --sender x", "--base-url"),
         (
             f"accounts create --tenant {t} --provider sandbox --sender x --channels fax",

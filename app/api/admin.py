@@ -1,0 +1,76 @@
+"""/v1/admin: the stuck report and redrive for support staff, for the key's own tenant."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Blueprint, current_app, g, request
+
+from app.api.auth import require_scope
+from app.api.bodies import json_object
+from app.api.errors import Problem
+from app.api.session import get_db, request_session
+from app.messaging.reconcile import redrive, select_ids
+from app.messaging.stuck import WHY, Window, parse_duration, stuck_report
+from app.models.types import is_id
+from config import Settings
+
+bp = Blueprint("admin", __name__, url_prefix="/v1/admin")
+MAX_REDRIVE = 1000
+
+
+def _bad(field: str, message: str) -> Problem:
+    return Problem(
+        422,
+        "validation_failed",
+        "bad parameters",
+        errors=[{"field": field, "code": "invalid", "message": message}],
+    )
+
+
+@bp.get("/stuck")
+@require_scope("admin")
+def stuck() -> Any:
+    settings: Settings = current_app.extensions["switchboard.settings"]
+    raw = request.args.get("older_than")
+    try:
+        older_than = parse_duration(raw) if raw is not None else None
+    except ValueError as exc:
+        raise _bad("older_than", str(exc)) from None
+    window = Window(settings.stuck_sla, older_than)
+    report = stuck_report(request_session(), window, tenant_id=g.tenant_id)
+    return {**report, "syncs": []}
+
+
+@bp.post("/redrive")
+@require_scope("admin")
+def redrive_messages() -> Any:
+    payload = json_object()
+    ids = payload.get("ids")
+    status = payload.get("status")
+    dry_run = payload.get("dry_run", False)
+    if not isinstance(dry_run, bool):
+        raise _bad("dry_run", "must be true or false")
+    if (ids is None) == (status is None):
+        raise _bad("ids", "give ids, or status with older_than")
+    if ids is not None:
+        if (
+            not isinstance(ids, list)
+            or not 0 < len(ids) <= MAX_REDRIVE
+            or not all(isinstance(i, str) and is_id(i, "msg") for i in ids)
+        ):
+            raise _bad("ids", f"1 to {MAX_REDRIVE} message ids")
+        chosen = list(ids)
+    else:
+        if status not in WHY:
+            raise _bad("status", f"one of {', '.join(WHY)}")
+        try:
+            older_than = parse_duration(str(payload.get("older_than", "")))
+        except ValueError as exc:
+            raise _bad("older_than", str(exc)) from None
+        chosen = select_ids(
+            request_session(), status=status, older_than=older_than, tenant_id=g.tenant_id
+        )
+    request_session().close()
+    actions = redrive(get_db(), chosen, dry_run=dry_run, actor="api", tenant_id=g.tenant_id)
+    return {"dry_run": dry_run, "messages": [a.as_dict() for a in actions]}
