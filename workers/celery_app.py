@@ -5,6 +5,7 @@ from __future__ import annotations
 from celery import Celery
 
 from app import create_app
+from workers import quiet_logs
 from workers.beat import beat_schedule
 
 
@@ -15,6 +16,7 @@ def create_worker_app() -> Celery:
     settings.var_dir.mkdir(parents=True, exist_ok=True)
     celery.conf.beat_schedule = beat_schedule(settings)
     celery.conf.beat_schedule_filename = str(settings.var_dir / "celerybeat-schedule")
+    quiet_logs.install()
     celery.set_default()
     celery.set_current()
     import workers.dispatch

@@ -20,6 +20,8 @@ class Message(TenantScoped, Timestamped, Base):
         Index("ix_messages_tenant_id_id", "tenant_id", "id"),
         Index("ix_messages_account_provider_id", "account_id", "provider_message_id"),
         Index("ix_messages_status_due", "status", "next_attempt_at", "not_before"),
+        # The stuck report and reconciliation: a state, oldest first.
+        Index("ix_messages_status_updated", "status", "updated_at"),
     )
 
     id: Mapped[str] = mapped_column(String(40), primary_key=True, default=lambda: new_id("msg"))

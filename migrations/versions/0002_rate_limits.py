@@ -1,4 +1,5 @@
-"""rate limits: per-account buckets in segments, per-tenant API limits, reserved send slots
+"""rate limits (per-account buckets in segments, per-tenant API limits, reserved send slots),
+and an index for the stuck report
 
 Revision ID: 0002
 Revises: 0001
@@ -27,9 +28,11 @@ def upgrade() -> None:
     op.add_column("messages", sa.Column("rate_slot_at", sa.DateTime(timezone=True), nullable=True))
     op.add_column("tenants", sa.Column("api_rate_per_second", sa.Double(), nullable=True))
     op.add_column("tenants", sa.Column("api_rate_burst", sa.Double(), nullable=True))
+    op.create_index("ix_messages_status_updated", "messages", ["status", "updated_at"])
 
 
 def downgrade() -> None:
+    op.drop_index("ix_messages_status_updated", table_name="messages")
     with op.batch_alter_table("tenants") as batch_op:
         batch_op.drop_column("api_rate_burst")
         batch_op.drop_column("api_rate_per_second")
