@@ -71,6 +71,13 @@ def create_celery(settings: Settings, name: str = "switchboard") -> Celery:
         task_acks_late=True,
         task_reject_on_worker_lost=True,
         worker_prefetch_multiplier=1,
+        # Heroku restarts with SIGTERM, then SIGKILL 30 s later. The Procfile remaps
+        # SIGTERM to a cold shutdown (REMAP_SIGTERM=SIGQUIT). With tasks running, Celery
+        # first waits this long (a fixed wait) for them to finish, then hands what is
+        # left back to the broker: nothing is left to the SIGKILL, and nothing waits
+        # for the visibility timeout. An idle worker stops at once.
+        worker_soft_shutdown_timeout=settings.worker_soft_shutdown_seconds,
+        worker_enable_soft_shutdown_on_idle=False,
         broker_transport_options=settings.broker_transport_options,
         broker_connection_retry_on_startup=True,
         broker_connection_timeout=2,

@@ -71,6 +71,10 @@ class Settings:
     # How long a message may stay in each non-final state before it counts as stuck (seconds).
     stuck_slas: tuple[tuple[str, float], ...] = tuple(DEFAULT_STUCK_SLAS.items())
     reconcile_interval: float = 60.0
+    # On SIGTERM, running tasks get this long before the worker gives the rest back (Heroku: 30).
+    worker_soft_shutdown_seconds: float = 20.0
+    # An inbox row never deferred yet unprocessed this long after arrival lost its task.
+    inbox_lost_after_seconds: float = 600.0
     # POST /v1/messages per tenant: requests a second, and the burst (a tenant may override).
     tenant_api_rate: float = 100.0
     tenant_api_burst: float = 200.0
@@ -328,6 +332,8 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         broker_keyprefix=env.get("BROKER_KEYPREFIX") or None,
         stuck_slas=_stuck_slas(env),
         reconcile_interval=_float(env, "RECONCILE_INTERVAL", 60.0),
+        worker_soft_shutdown_seconds=_float(env, "WORKER_SOFT_SHUTDOWN_SECONDS", 20.0),
+        inbox_lost_after_seconds=_float(env, "INBOX_LOST_AFTER_SECONDS", 600.0),
         tenant_api_rate=_float(env, "TENANT_API_RATE", 100.0),
         tenant_api_burst=_float(env, "TENANT_API_BURST", 200.0),
     )

@@ -139,6 +139,7 @@ class FakeTwilio:
         self.callback_log: list[tuple[str, str, int]] = []  # (sid, status, our answer)
         self.stall_all = 0.0
         self.fetches: list[str] = []
+        self.arrivals: list[tuple[float, str]] = []  # every send request, as it arrives
         self._lock = threading.Lock()
         self._server = ThreadingHTTPServer((host, port), _handler(self))
         self._server.daemon_threads = True
@@ -219,6 +220,8 @@ class FakeTwilio:
             return values[0] if values else None
 
         to = one("To") or ""
+        with self._lock:
+            self.arrivals.append((time.time(), to))
         expected = (
             "Basic " + base64.b64encode(f"{self.account_sid}:{self.auth_token}".encode()).decode()
         )

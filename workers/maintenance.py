@@ -43,7 +43,7 @@ def expire_messages() -> int:
 
 @shared_task(name=TaskNames.REDRIVE_INBOX)
 def redrive_inbox() -> int:
-    count = redrive_deferred(db())
+    count = redrive_deferred(db(), timedelta(seconds=settings().inbox_lost_after_seconds))
     if count:
         log.info("re-drove inbox rows", extra={"count": count})
     return count

@@ -13,9 +13,6 @@ from app.models import ChannelAccount, InboxItem
 from app.models.types import new_id, utcnow
 from app.outbox import enqueue
 
-LOST_AFTER = timedelta(minutes=10)
-
-
 def store_callback(
     session: Session, account: ChannelAccount, provider: str, dedupe_key: str, body: str
 ) -> bool:
@@ -44,7 +41,7 @@ def store_callback(
     return inserted
 
 
-def redrive_deferred(db: Database, batch: int = 500) -> int:
+def redrive_deferred(db: Database, lost_after: timedelta, batch: int = 500) -> int:
     """Re-owe processing for inbox rows that were deferred (their message was not known yet)."""
     now = utcnow()
     with db.session() as session:
@@ -58,7 +55,7 @@ def redrive_deferred(db: Database, batch: int = 500) -> int:
                         # Never deferred, yet unprocessed long after arrival: its task was lost.
                         and_(
                             InboxItem.next_attempt_at.is_(None),
-                            InboxItem.received_at <= now - LOST_AFTER,
+                            InboxItem.received_at <= now - lost_after,
                         ),
                     ),
                 )

@@ -43,6 +43,12 @@ class Pipeline:
             start_new_session=True,
         )
 
+    def kill(self, name: str) -> None:
+        """kill -9 the process and everything it started."""
+        proc = self.procs.pop(name)
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+
     def stop(self, name: str) -> None:
         proc = self.procs.pop(name, None)
         if proc is None or proc.poll() is not None:
@@ -77,23 +83,27 @@ class Pipeline:
             time.sleep(0.2)
         raise RuntimeError("web did not start:\n" + self.logs())
 
-    def start_worker(self) -> None:
-        queues = ",".join(QueueNames.all())
+    def start_worker(
+        self, name: str = "worker", queues: list[str] | None = None, pool: str = "threads"
+    ) -> None:
+        """A worker as the Procfile runs it (SIGTERM remapped), on every queue unless told."""
         self.start(
-            "worker",
+            name,
             [
+                "env",
+                "REMAP_SIGTERM=SIGQUIT",
                 str(BIN / "celery"),
                 "-A",
                 "workers.main",
                 "worker",
                 "-Q",
-                queues,
+                ",".join(queues or QueueNames.all()),
                 "--pool",
-                "threads",
+                pool,
                 "--concurrency",
                 "4",
                 "--hostname",
-                "e2e@%h",
+                f"{name}@%h",
                 "--loglevel",
                 "INFO",
             ],
@@ -105,7 +115,9 @@ class Pipeline:
         )
 
 
-def start_pipeline(backend: Backend, log_dir: Path) -> Pipeline:
+def start_pipeline(
+    backend: Backend, log_dir: Path, extra_env: dict[str, str] | None = None
+) -> Pipeline:
     port = free_port()
     base_url = f"http://127.0.0.1:{port}"
     env = {
@@ -114,6 +126,7 @@ def start_pipeline(backend: Backend, log_dir: Path) -> Pipeline:
         "PUBLIC_BASE_URL": base_url,
         "WEB_CONCURRENCY": "2",
         "PYTHONUNBUFFERED": "1",
+        **(extra_env or {}),
     }
     log_dir.mkdir(parents=True, exist_ok=True)
     pipeline = Pipeline(base_url, env, log_dir)

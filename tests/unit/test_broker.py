@@ -31,6 +31,12 @@ def test_both_workers_are_in_the_procfile() -> None:
     assert set(consumed_queues()) == set(WORKERS)
 
 
+def test_workers_turn_sigterm_into_a_bounded_shutdown() -> None:
+    for line in PROCFILE.read_text(encoding="utf-8").splitlines():
+        if line.split(":")[0] in WORKERS:
+            assert line.split(":", 1)[1].split()[0] == "REMAP_SIGTERM=SIGQUIT"
+
+
 def test_workers_consume_every_queue() -> None:
     consumed = consumed_queues()
 
@@ -67,5 +73,7 @@ def test_reliability_settings(tmp_path: Path) -> None:
     assert conf.task_reject_on_worker_lost is True
     assert conf.worker_prefetch_multiplier == 1
     assert conf.task_publish_retry is False  # the outbox keeps what the broker refused
+    assert conf.worker_soft_shutdown_timeout == 20.0  # inside Heroku's 30 s
+    assert conf.worker_enable_soft_shutdown_on_idle is False  # idle: stop at once
     assert conf.broker_transport_options == settings.broker_transport_options
     assert {q.name for q in conf.task_queues} == set(QueueNames.all())
