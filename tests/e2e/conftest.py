@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import json
+import subprocess
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
 import pytest
 from flask import Flask
@@ -10,9 +15,10 @@ from flask import Flask
 from app import create_app
 from app.db import Database
 from config import Settings, load_settings
+from scripts.fake_twilio import FakeTwilio
 from tests.factories import TenantCtx, make_tenant_ctx
 from tests.support.backends import Backend, create_backend, destroy_backend
-from tests.support.processes import Pipeline, start_pipeline
+from tests.support.processes import BIN, Pipeline, start_pipeline
 
 
 @pytest.fixture(scope="session")
@@ -58,3 +64,51 @@ def db(app: Flask) -> Database:
 def ctx(db: Database) -> TenantCtx:
     """A fresh tenant with a key and a sandbox account, in the pipeline's database."""
     return make_tenant_ctx(db)
+
+
+@dataclass
+class Run:
+    """A pipeline of a test's own, its backend, and its database from this process."""
+
+    backend: Backend
+    pipeline: Pipeline
+    db: Database
+
+    def cli(self, *args: str) -> dict[str, Any]:
+        out = subprocess.run(
+            [str(BIN / "switchboard"), *args, "--json"],
+            env=self.pipeline.env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=True,
+        ).stdout
+        data: dict[str, Any] = json.loads(out)
+        return data
+
+
+@pytest.fixture
+def own(tmp_path: Path) -> Iterator[Callable[..., Run]]:
+    """Start a pipeline on a backend of its own; everything is stopped and dropped after."""
+    made: list[tuple[Backend, Pipeline]] = []
+
+    def start(**env: str) -> Run:
+        backend = create_backend(tmp_path / f"b{len(made)}")
+        pipeline = start_pipeline(backend, tmp_path / f"logs{len(made)}", env)
+        made.append((backend, pipeline))
+        settings = load_settings({**backend.env, **env, "PUBLIC_BASE_URL": pipeline.base_url})
+        app = create_app({"settings": settings, "TESTING": True})
+        return Run(backend, pipeline, app.extensions["switchboard.db"])
+
+    yield start
+    for backend, pipeline in made:
+        pipeline.stop_all()
+        destroy_backend(backend)
+
+
+@pytest.fixture
+def fake() -> Iterator[FakeTwilio]:
+    """A fake Twilio on a free port, calling back at once."""
+    server = FakeTwilio(callback_delay=0).start()
+    yield server
+    server.stop()

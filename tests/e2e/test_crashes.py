@@ -6,29 +6,25 @@ kills or starves them. They need real Postgres and Redis.
 
 from __future__ import annotations
 
-import json
 import shutil
 import signal
 import socket
 import subprocess
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import pytest
 import requests
 
-from app import create_app
 from app.db import Database
-from config import load_settings
 from scripts.fake_twilio import FakeTwilio
+from tests.e2e.conftest import Run
 from tests.factories import TenantCtx, make_tenant_ctx
-from tests.support.backends import ADMIN_PG_URL, Backend, create_backend, destroy_backend
-from tests.support.processes import BIN, Pipeline, free_port, start_pipeline
+from tests.support.backends import ADMIN_PG_URL
+from tests.support.processes import free_port
 from tests.support.tcp_proxy import proxy_for, via
 
 pytestmark = [pytest.mark.e2e, pytest.mark.postgres]
@@ -40,53 +36,6 @@ FAST_RECOVERY = {
     "INBOX_LOST_AFTER_SECONDS": "3",
     "WORKER_SOFT_SHUTDOWN_SECONDS": "20",
 }
-
-
-@dataclass
-class Run:
-    backend: Backend
-    pipeline: Pipeline
-    db: Database
-
-    def cli(self, *args: str) -> dict[str, Any]:
-        env = {**self.pipeline.env}
-        out = subprocess.run(
-            [str(BIN / "switchboard"), *args, "--json"],
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=60,
-            check=True,
-        ).stdout
-        data: dict[str, Any] = json.loads(out)
-        return data
-
-
-@pytest.fixture
-def fake() -> Iterator[FakeTwilio]:
-    """The fake Twilio the pipeline sends through."""
-    server = FakeTwilio(callback_delay=0).start()
-    yield server
-    server.stop()
-
-
-@pytest.fixture
-def own(tmp_path: Path) -> Iterator[Callable[..., Run]]:
-    """Start a pipeline on a backend of its own; everything is stopped and dropped after."""
-    made: list[tuple[Backend, Pipeline]] = []
-
-    def start(**env: str) -> Run:
-        backend = create_backend(tmp_path / f"b{len(made)}")
-        pipeline = start_pipeline(backend, tmp_path / f"logs{len(made)}", {**FAST_RECOVERY, **env})
-        made.append((backend, pipeline))
-        settings = load_settings({**backend.env, **env, "PUBLIC_BASE_URL": pipeline.base_url})
-        app = create_app({"settings": settings, "TESTING": True})
-        return Run(backend, pipeline, app.extensions["switchboard.db"])
-
-    yield start
-    for backend, pipeline in made:
-        pipeline.stop_all()
-        destroy_backend(backend)
 
 
 def twilio_tenant(db: Database, fake: FakeTwilio) -> TenantCtx:
@@ -138,7 +87,7 @@ def wait_for(what: str, check: Callable[[], bool], run: Run, timeout: float) -> 
 def test_kill_9_mid_call_sends_each_at_most_once_and_leaves_each_final_or_reported(
     own: Callable[..., Run], fake: FakeTwilio
 ) -> None:
-    run = own()
+    run = own(**FAST_RECOVERY)
     ctx = twilio_tenant(run.db, fake)
     fake.stall_all = 4.0  # every send hangs at the provider
     recipients = ["+12025553001", "+12025553002", "+12025553003"]
@@ -169,7 +118,7 @@ def test_kill_9_mid_call_sends_each_at_most_once_and_leaves_each_final_or_report
 def test_sigterm_lets_the_call_in_flight_finish_within_herokus_30_seconds(
     own: Callable[..., Run], fake: FakeTwilio
 ) -> None:
-    run = own()
+    run = own(**FAST_RECOVERY)
     ctx = twilio_tenant(run.db, fake)
     fake.stall_all = 3.0
     message_id = send(run, ctx, "+12025553101").json()["id"]
@@ -207,7 +156,7 @@ def test_postgres_gone_for_ten_seconds_intake_503_then_everything_final(
     own: Callable[..., Run],
 ) -> None:
     proxy = proxy_for(ADMIN_PG_URL)
-    run = own()
+    run = own(**FAST_RECOVERY)
     ctx = make_tenant_ctx(run.db)  # a sandbox tenant, made before the cut
     # The processes reach Postgres through the proxy from now on.
     run.pipeline.stop_all()
@@ -264,7 +213,7 @@ def test_redis_restarted_mid_run_of_500_loses_none_and_sends_none_twice(
     redis_proc = _redis_server(port, tmp_path)
     url = f"redis://127.0.0.1:{port}/0"
     try:
-        run = own(REDIS_URL=url)
+        run = own(**FAST_RECOVERY, REDIS_URL=url)
         ctx = twilio_tenant(run.db, fake)
         # Last digits never 0001, 0002 or 0005, which the fake answers specially.
         recipients = [f"+1202556{n:03d}7" for n in range(500)]

@@ -29,6 +29,8 @@ FAST = {
     "RETRY_BASE_SECONDS": "0.5",
     "RETRY_MAX_SECONDS": "2",
     "LOG_LEVEL": "INFO",
+    # Stopping a busy worker at the end of a test need not take the production 20 s.
+    "WORKER_SOFT_SHUTDOWN_SECONDS": "2",
 }
 
 
