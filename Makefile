@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install run test lint typecheck unit test-embedded bench clean
+.PHONY: install run test lint typecheck unit test-embedded test-rabbitmq bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -33,6 +33,10 @@ test: lint typecheck
 ## The suite once more on the embedded backends (SQLite + the sqla broker), as CI also does.
 test-embedded: $(STAMP)
 	SWITCHBOARD_TEST_BACKEND=embedded $(BIN)/python -m pytest
+
+## The end-to-end suite once more with RabbitMQ as the broker (a virtual host per run).
+test-rabbitmq: $(STAMP)
+	SWITCHBOARD_TEST_BACKEND=postgres SWITCHBOARD_TEST_BROKER=amqp $(BIN)/python -m pytest tests/e2e
 
 unit: $(STAMP)
 	$(BIN)/python -m pytest tests/unit

@@ -8,7 +8,7 @@ from __future__ import annotations
 from typing import Any
 
 from celery import Celery, Task
-from kombu.entity import Queue
+from kombu.entity import Exchange, Queue
 
 from config import Settings
 
@@ -60,7 +60,10 @@ class FlaskTask(Task):  # type: ignore[misc]
 def create_celery(settings: Settings, name: str = "switchboard") -> Celery:
     celery = Celery(name, broker=settings.broker_url, set_as_current=False, task_cls=FlaskTask)
     celery.conf.update(
-        task_queues=[Queue(q) for q in QueueNames.all()],
+        # Each queue has its own direct exchange and routing key. A bare Queue(name) is bound
+        # to the default queue's exchange and key, so on RabbitMQ every task would be copied
+        # into every queue (Redis routes by queue name and hides this).
+        task_queues=[Queue(q, Exchange(q, type="direct"), routing_key=q) for q in QueueNames.all()],
         task_default_queue=QueueNames.NORMAL,
         task_serializer="json",
         accept_content=["json"],

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from typing import Any
 
@@ -19,7 +20,10 @@ from tests.support.backends import Backend, create_backend, destroy_backend
 def pytest_report_header(config: pytest.Config) -> str:
     from tests.support.backends import choose_kind
 
-    return f"switchboard test backend: {choose_kind()}"
+    broker = os.environ.get(
+        "SWITCHBOARD_TEST_BROKER", "redis" if choose_kind() == "postgres" else "sqla"
+    )
+    return f"switchboard test backend: {choose_kind()}, broker: {broker}"
 
 
 @pytest.fixture(scope="session")

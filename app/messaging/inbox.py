@@ -13,6 +13,7 @@ from app.models import ChannelAccount, InboxItem
 from app.models.types import new_id, utcnow
 from app.outbox import enqueue
 
+
 def store_callback(
     session: Session, account: ChannelAccount, provider: str, dedupe_key: str, body: str
 ) -> bool:

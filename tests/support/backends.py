@@ -18,6 +18,8 @@ from cryptography.fernet import Fernet
 ROOT = Path(__file__).resolve().parents[2]
 ADMIN_PG_URL = os.environ.get("TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 TEST_REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+# SWITCHBOARD_TEST_BROKER=amqp runs the broker on RabbitMQ, in a virtual host of the run's own.
+TEST_AMQP_URL = os.environ.get("TEST_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672")
 
 # Fast cadences so the suite waits on beat for fractions of a second, not minutes.
 FAST = {
@@ -31,6 +33,14 @@ FAST = {
     "LOG_LEVEL": "INFO",
     # Stopping a busy worker at the end of a test need not take the production 20 s.
     "WORKER_SOFT_SHUTDOWN_SECONDS": "2",
+}
+
+
+# One set of keys for every backend of a run: the keyring is per process, and a test that
+# starts a pipeline of its own must not leave this process encrypting with other keys.
+RUN_KEYS = {
+    "ENCRYPTION_KEYS": Fernet.generate_key().decode(),
+    "BLIND_INDEX_KEY": secrets.token_urlsafe(32),
 }
 
 
@@ -59,6 +69,7 @@ class Backend:
     var_dir: Path
     database_name: str | None = None
     redis_prefix: str | None = None
+    amqp_vhost: str | None = None
     notes: list[str] = field(default_factory=list)
 
     @property
@@ -90,8 +101,7 @@ def create_backend(tmp_dir: Path) -> Backend:
     env = {
         **FAST,
         "SWITCHBOARD_VAR_DIR": str(tmp_dir / "var"),
-        "ENCRYPTION_KEYS": Fernet.generate_key().decode(),
-        "BLIND_INDEX_KEY": secrets.token_urlsafe(32),
+        **RUN_KEYS,
     }
     (tmp_dir / "var").mkdir(parents=True, exist_ok=True)
     if kind == "embedded":
@@ -113,8 +123,22 @@ def create_backend(tmp_dir: Path) -> Backend:
     env.update(
         {"DATABASE_URL": database_url, "REDIS_URL": TEST_REDIS_URL, "BROKER_KEYPREFIX": prefix}
     )
+    vhost = None
+    if os.environ.get("SWITCHBOARD_TEST_BROKER") == "amqp":
+        vhost = f"sbtest-{secrets.token_hex(4)}"
+        _rabbitmqctl("add_vhost", vhost)
+        _rabbitmqctl("set_permissions", "-p", vhost, "guest", ".*", ".*", ".*")
+        env["BROKER_URL"] = f"{TEST_AMQP_URL}/{vhost}"
     _migrate(database_url.replace("postgresql://", "postgresql+psycopg2://", 1))
-    return Backend("postgres", env, tmp_dir / "var", database_name=name, redis_prefix=prefix)
+    return Backend(
+        "postgres", env, tmp_dir / "var", database_name=name, redis_prefix=prefix, amqp_vhost=vhost
+    )
+
+
+def _rabbitmqctl(*args: str) -> None:
+    import subprocess
+
+    subprocess.run(["rabbitmqctl", "-q", *args], check=True, capture_output=True, timeout=60)
 
 
 def destroy_backend(backend: Backend) -> None:
@@ -134,3 +158,5 @@ def destroy_backend(backend: Backend) -> None:
     if keys:
         client.delete(*keys)
     client.close()
+    if backend.amqp_vhost is not None:
+        _rabbitmqctl("delete_vhost", backend.amqp_vhost)

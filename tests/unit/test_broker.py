@@ -77,3 +77,7 @@ def test_reliability_settings(tmp_path: Path) -> None:
     assert conf.worker_enable_soft_shutdown_on_idle is False  # idle: stop at once
     assert conf.broker_transport_options == settings.broker_transport_options
     assert {q.name for q in conf.task_queues} == set(QueueNames.all())
+    # A queue of its own for each lane on RabbitMQ too: no two share an exchange and key.
+    assert {(q.exchange.name, q.routing_key) for q in conf.task_queues} == {
+        (q, q) for q in QueueNames.all()
+    }
