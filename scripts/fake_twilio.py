@@ -130,10 +130,12 @@ class FakeTwilio:
         host: str = "127.0.0.1",
         port: int = 0,
         callback_delay: float = 0.05,
+        send_callbacks: bool = True,
     ) -> None:
         self.account_sid = account_sid
         self.auth_token = auth_token
         self.callback_delay = callback_delay
+        self.send_callbacks = send_callbacks
         self.rules: dict[str, Rule] = {}
         self.sent: list[Sent] = []
         self.callback_log: list[tuple[str, str, int]] = []  # (sid, status, our answer)
@@ -248,7 +250,7 @@ class FakeTwilio:
             record.status = rule.poll_status
         with self._lock:
             self.sent.append(record)
-        if status == 201 and record.status_callback:
+        if status == 201 and record.status_callback and self.send_callbacks:
             plan = rule.callbacks if rule.callbacks is not None else default_callbacks(to)
             if rule.reverse:
                 plan = list(reversed(plan))
