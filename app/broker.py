@@ -74,6 +74,8 @@ def create_celery(settings: Settings, name: str = "switchboard") -> Celery:
         task_acks_late=True,
         task_reject_on_worker_lost=True,
         worker_prefetch_multiplier=1,
+        worker_pool=settings.worker_pool,
+        worker_concurrency=settings.worker_concurrency,
         # Heroku restarts with SIGTERM, then SIGKILL 30 s later. The Procfile remaps
         # SIGTERM to a cold shutdown (REMAP_SIGTERM=SIGQUIT). With tasks running, Celery
         # first waits this long (a fixed wait) for them to finish, then hands what is

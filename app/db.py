@@ -94,8 +94,9 @@ def make_engine(settings: Settings) -> Engine:
     engine = create_engine(
         settings.database_url,
         # gunicorn runs several threads a worker, and a request briefly holds a second
-        # connection while its outbox rows are deleted after commit: keep them pooled.
-        pool_size=10,
+        # connection while its outbox rows are deleted after commit; a threads-pool worker
+        # runs WORKER_CONCURRENCY tasks at once, each with its own session: keep them pooled.
+        pool_size=max(10, settings.worker_concurrency),
         max_overflow=10,
         pool_timeout=5,
         # Fail fast when Postgres is unreachable, so the API can answer 503 promptly.

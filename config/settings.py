@@ -71,6 +71,10 @@ class Settings:
     # How long a message may stay in each non-final state before it counts as stuck (seconds).
     stuck_slas: tuple[tuple[str, float], ...] = tuple(DEFAULT_STUCK_SLAS.items())
     reconcile_interval: float = 60.0
+    # The worker pool, chosen by measurement (scripts/bench/dispatch.py): dispatch waits on
+    # provider HTTP, and threads overlapped that wait twice as well as prefork on 2 cores.
+    worker_pool: str = "threads"
+    worker_concurrency: int = 16
     # On SIGTERM, running tasks get this long before the worker gives the rest back (Heroku: 30).
     worker_soft_shutdown_seconds: float = 20.0
     # An inbox row never deferred yet unprocessed this long after arrival lost its task.
@@ -140,6 +144,13 @@ def _float(env: Mapping[str, str], name: str, default: float) -> float:
         raise ConfigError(f"{name} must be a number, got {raw!r}") from None
     if value <= 0:
         raise ConfigError(f"{name} must be positive, got {value}")
+    return value
+
+
+def _choice(env: Mapping[str, str], name: str, default: str, allowed: tuple[str, ...]) -> str:
+    value = (env.get(name) or default).strip().lower()
+    if value not in allowed:
+        raise ConfigError(f"{name} must be one of {', '.join(allowed)}, got {value!r}")
     return value
 
 
@@ -333,6 +344,8 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         stuck_slas=_stuck_slas(env),
         reconcile_interval=_float(env, "RECONCILE_INTERVAL", 60.0),
         worker_soft_shutdown_seconds=_float(env, "WORKER_SOFT_SHUTDOWN_SECONDS", 20.0),
+        worker_pool=_choice(env, "WORKER_POOL", "threads", ("threads", "prefork", "solo")),
+        worker_concurrency=_int(env, "WORKER_CONCURRENCY", 16, minimum=1, maximum=64),
         inbox_lost_after_seconds=_float(env, "INBOX_LOST_AFTER_SECONDS", 600.0),
         tenant_api_rate=_float(env, "TENANT_API_RATE", 100.0),
         tenant_api_burst=_float(env, "TENANT_API_BURST", 200.0),

@@ -54,7 +54,7 @@ from scripts.bench.fixtures import (
 from scripts.bench.loadgen import percentile
 from scripts.fake_twilio import FakeTwilio
 
-CONCURRENCY = {"prefork": os.cpu_count() or 2, "threads": 32, "gevent": 64}
+CONCURRENCY = {"prefork": os.cpu_count() or 2, "threads": 32}
 
 
 def _args(argv: list[str] | None) -> argparse.Namespace:
@@ -78,6 +78,9 @@ class Worker:
             "--without-gossip", "--without-mingle", "--hostname", f"{pool}-{log.stem}@%h",
         ]  # fmt: skip
         self.file = log.open("wb")
+        # The pool goes in the settings too: Celery reads an explicit --pool prefork as
+        # "no choice" and falls back to the configured WORKER_POOL.
+        env = {**env, "WORKER_POOL": pool, "WORKER_CONCURRENCY": str(CONCURRENCY[pool])}
         self.proc = subprocess.Popen(
             cmd, cwd=REPO_ROOT, env=env, stdout=self.file, stderr=subprocess.STDOUT,
             start_new_session=True,

@@ -72,6 +72,7 @@ def test_reliability_settings(tmp_path: Path) -> None:
     assert conf.task_acks_late is True
     assert conf.task_reject_on_worker_lost is True
     assert conf.worker_prefetch_multiplier == 1
+    assert (conf.worker_pool, conf.worker_concurrency) == ("threads", 16)  # measured
     assert conf.task_publish_retry is False  # the outbox keeps what the broker refused
     assert conf.worker_soft_shutdown_timeout == 20.0  # inside Heroku's 30 s
     assert conf.worker_enable_soft_shutdown_on_idle is False  # idle: stop at once
