@@ -137,9 +137,7 @@ def test_a_message_over_the_account_limit_waits_for_its_slot_and_is_not_an_attem
     waiting = load(db, second)
     assert (waiting.status, waiting.attempts) == ("scheduled", 0)
     assert waiting.rate_slot_at is not None and waiting.rate_slot_at == waiting.next_attempt_at
-    assert (
-        timedelta(0) < waiting.rate_slot_at - waiting.updated_at <= timedelta(seconds=1)
-    )
+    assert timedelta(0) < waiting.rate_slot_at - waiting.updated_at <= timedelta(seconds=1)
     # Released on its slot, it goes without taking a second token (a third would still wait).
     release(db, second)
     with db.session() as s:
