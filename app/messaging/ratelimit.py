@@ -17,11 +17,10 @@ still handled as a throttle.
 from __future__ import annotations
 
 import logging
-import time
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from sqlalchemy import select
+from sqlalchemy import select, text
 from sqlalchemy.orm import Session
 
 from app.db import insert_ignore
@@ -68,13 +67,22 @@ class RateLimiter(Protocol):
         ...
 
 
+def database_now(session: Session) -> float:
+    """The database's clock in epoch seconds: one clock for every process, as Redis's TIME is."""
+    if session.get_bind().dialect.name == "postgresql":
+        query = "SELECT extract(epoch FROM clock_timestamp())"
+    else:
+        query = "SELECT (julianday('now') - 2440587.5) * 86400.0"
+    return float(session.execute(text(query)).scalar_one())
+
+
 class DatabaseLimiter:
     """Buckets as rows, locked in the caller's transaction (SQLite serializes it anyway)."""
 
     def acquire(
         self, session: Session, key: str, rate: Rate, cost: float, *, reserve: bool
     ) -> float:
-        now = time.time()
+        now = database_now(session)
         insert_ignore(session, RateBucket.__table__, {"key": key, "tat": now}, ["key"])
         bucket = session.scalar(select(RateBucket).where(RateBucket.key == key).with_for_update())
         assert bucket is not None
