@@ -101,6 +101,20 @@ def wait_or_expire(
     return reason
 
 
+def _holds_slot(message: Message, rate: Rate, now: datetime) -> bool:
+    """True when the message reserved a send slot and is claimed on it.
+
+    One claimed later than the bucket's depth (burst / rate) goes back in line: if
+    late claims kept their old slots, a lagging pipeline would fire a backlog of past
+    slots at once and exceed the rate. Lagging costs throughput, never the limit.
+    """
+    slot = message.rate_slot_at
+    if slot is None:
+        return False
+    depth = timedelta(seconds=rate.burst / rate.per_second)
+    return slot - SLOT_SLACK <= now <= slot + depth
+
+
 def claim(db: Database, settings: Settings, limiter: RateLimiter, message_id: str) -> Claim | str:
     """Move ``queued`` to ``dispatched`` and build the provider request; or say why not.
 
@@ -138,8 +152,7 @@ def claim(db: Database, settings: Settings, limiter: RateLimiter, message_id: st
                 changes={"not_before": quiet_end},
             )
         rate = Rate.of(account.rate_limit_per_second, account.rate_limit_burst)
-        holds_slot = message.rate_slot_at is not None and message.rate_slot_at <= now + SLOT_SLACK
-        if rate is not None and not holds_slot:
+        if rate is not None and not _holds_slot(message, rate, now):
             wait = limiter.acquire(
                 session, f"account:{account.id}", rate, message.segments, reserve=True
             )

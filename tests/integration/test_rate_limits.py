@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from flask import Flask
@@ -200,3 +200,23 @@ def test_the_app_builds_the_limiter_its_settings_ask_for(app: Flask, settings: S
     expected = RedisLimiter if settings.redis_url else DatabaseLimiter
     assert isinstance(limiter, expected)
     assert TEST_REDIS_URL  # the run's Redis is the one the postgres backend configured
+
+
+def test_a_message_claimed_long_after_its_slot_goes_back_in_line(
+    client: FlaskClient, db: Database, settings: Settings, fake: FakeTwilio
+) -> None:
+    ctx = twilio_ctx(db, fake, rate=1, burst=1)
+    first, late = queue(client, ctx), queue(client, ctx)
+    assert dispatch_message(db, settings, first) == "accepted"
+    assert dispatch_message(db, settings, late) == "rate_limit"
+    # Released far past its slot (the pipeline lagged): it must not fire with others.
+    release(db, late)
+    with db.session() as s:
+        s.execute(
+            update(Message)
+            .where(Message.id == late)
+            .values(rate_slot_at=datetime.now(UTC) - timedelta(seconds=30))
+        )
+    with db.session() as s:  # the bucket is busy again
+        DatabaseLimiter().acquire(s, f"account:{ctx.account_id}", Rate(1, 1), 1, reserve=True)
+    assert dispatch_message(db, settings, late) == "rate_limit"
