@@ -26,7 +26,6 @@ import argparse
 import contextlib
 import os
 import secrets
-import subprocess
 import tempfile
 import time
 from datetime import UTC, datetime
@@ -43,7 +42,8 @@ from app.messaging.contacts import get_or_create_contact
 from app.models import Message, MessageEvent
 from app.models.types import new_id
 from config import load_settings
-from scripts.bench.common import REPO_ROOT, find_executable, say
+from scripts.bench.celery_worker import CeleryWorker
+from scripts.bench.common import REPO_ROOT, say
 from scripts.bench.fixtures import (
     create_database,
     database_url_for,
@@ -68,33 +68,6 @@ def _args(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/0")
     return parser.parse_args(argv)
-
-
-class Worker:
-    def __init__(self, env: dict[str, str], log: Path, app: str, queues: list[str], pool: str):
-        cmd = [
-            find_executable("celery"), "-A", app, "worker", "-Q", ",".join(queues),
-            "--pool", pool, "--concurrency", str(CONCURRENCY[pool]), "--loglevel", "WARNING",
-            "--without-gossip", "--without-mingle", "--hostname", f"{pool}-{log.stem}@%h",
-        ]  # fmt: skip
-        self.file = log.open("wb")
-        # The pool goes in the settings too: Celery reads an explicit --pool prefork as
-        # "no choice" and falls back to the configured WORKER_POOL.
-        env = {**env, "WORKER_POOL": pool, "WORKER_CONCURRENCY": str(CONCURRENCY[pool])}
-        self.proc = subprocess.Popen(
-            cmd, cwd=REPO_ROOT, env=env, stdout=self.file, stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )  # fmt: skip
-        time.sleep(4)  # connected and consuming before the clock starts
-
-    def stop(self) -> None:
-        self.proc.terminate()
-        try:
-            self.proc.wait(timeout=40)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
-        self.file.close()
 
 
 def seed(db: Database, tenant_id: str, account_id: str, n: int, priority: str) -> list[str]:
@@ -182,9 +155,10 @@ def main(argv: list[str] | None = None) -> int:
         for pool in [p.strip() for p in args.pools.split(",") if p.strip()]:
             say(f"pool {pool} (concurrency {CONCURRENCY[pool]}): no-op baseline")
             counter.delete(noop_key)
-            worker = Worker(
-                env, log_dir / f"noop-{pool}.log", "scripts.bench.noop_app", ["bench.noop"], pool
-            )
+            worker = CeleryWorker(
+                env, log_dir / f"noop-{pool}.log", "scripts.bench.noop_app", ["bench.noop"],
+                pool, CONCURRENCY[pool],
+            )  # fmt: skip
             try:
                 start = time.monotonic()
                 for _ in range(args.messages):
@@ -195,9 +169,10 @@ def main(argv: list[str] | None = None) -> int:
                 worker.stop()
             say(f"pool {pool}: dispatch of {args.messages} to the fake Twilio")
             ids = seed(db, tenant, account, args.messages, "normal")
-            worker = Worker(
-                env, log_dir / f"dispatch-{pool}.log", "workers.main", [QueueNames.NORMAL], pool
-            )
+            worker = CeleryWorker(
+                env, log_dir / f"dispatch-{pool}.log", "workers.main", [QueueNames.NORMAL],
+                pool, CONCURRENCY[pool],
+            )  # fmt: skip
             try:
                 published: dict[str, float] = {}
                 start = time.monotonic()
@@ -219,10 +194,11 @@ def main(argv: list[str] | None = None) -> int:
         pool = best[1]
         say(f"lanes with {pool}: {args.bulk} bulk messages draining, an urgent one every 0.25 s")
         workers = [
-            Worker(env, log_dir / "lane-worker.log", "workers.main",
-                   [QueueNames.URGENT, QueueNames.INTAKE, QueueNames.NORMAL, QueueNames.CRM], pool),
-            Worker(env, log_dir / "lane-bulk.log", "workers.main",
-                   [QueueNames.BULK, QueueNames.MAINTENANCE], pool),
+            CeleryWorker(env, log_dir / "lane-worker.log", "workers.main",
+                         [QueueNames.URGENT, QueueNames.INTAKE, QueueNames.NORMAL,
+                          QueueNames.CRM], pool, CONCURRENCY[pool]),
+            CeleryWorker(env, log_dir / "lane-bulk.log", "workers.main",
+                         [QueueNames.BULK, QueueNames.MAINTENANCE], pool, CONCURRENCY[pool]),
         ]  # fmt: skip
         try:
             bulk = seed(db, tenant, account, args.bulk, "bulk")

@@ -8,13 +8,9 @@ second: from the first request until the last message reads ``delivered``.
 
 from __future__ import annotations
 
-import contextlib
-import subprocess
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from pathlib import Path
-from typing import IO
 from urllib.parse import urlencode
 
 from sqlalchemy import func, insert, select
@@ -26,7 +22,6 @@ from app.models.types import new_id
 from app.providers import webhook_url
 from app.security.crypto import Keyring, install_keyring
 from config import load_settings
-from scripts.bench.common import REPO_ROOT, SetupError, find_executable, say
 from scripts.bench.loadgen import HttpRequest, RequestFactory
 from scripts.fake_twilio import sign
 
@@ -142,47 +137,3 @@ def wait_applied(env: dict[str, str], plan: ReceiptsPlan, timeout: float) -> flo
             return time.monotonic()
         time.sleep(0.1)
     return None
-
-
-class Worker:
-    """The Procfile's worker on the intake queue (prefork, one process a core)."""
-
-    def __init__(self, env: dict[str, str], log_dir: Path) -> None:
-        self.env = env
-        self.log = log_dir / "worker.log"
-        self.proc: subprocess.Popen[bytes] | None = None
-        self._file: IO[bytes] | None = None
-
-    def start(self) -> None:
-        cmd = [
-            find_executable("celery"),
-            "-A",
-            "workers.main",
-            "worker",
-            "-Q",
-            "intake",
-            "--loglevel",
-            "WARNING",
-            "--without-gossip",
-            "--without-mingle",
-        ]
-        self._file = self.log.open("wb")
-        say("  starting a Celery worker on the intake queue (celery -A workers.main worker)")
-        self.proc = subprocess.Popen(
-            cmd, cwd=REPO_ROOT, env=self.env, stdout=self._file, stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )  # fmt: skip
-        time.sleep(3)  # let it connect before the clock starts
-        if self.proc.poll() is not None:
-            raise SetupError(f"the worker exited at start (log: {self.log})")
-
-    def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                self.proc.wait(timeout=30)
-            if self.proc.poll() is None:
-                self.proc.kill()
-                self.proc.wait()
-        if self._file is not None:
-            self._file.close()

@@ -10,13 +10,13 @@ from datetime import UTC, datetime
 from typing import Any
 
 from app.providers.signing import sign_headers
+from scripts.bench.celery_worker import CeleryWorker
 from scripts.bench.common import SetupError, say
 from scripts.bench.fixtures import Environment
 from scripts.bench.loadgen import HttpRequest, LoadResult, PhaseStats, RequestFactory, run_load
 from scripts.bench.options import Options, describe_bound
 from scripts.bench.receipts import (
     ReceiptsPlan,
-    Worker,
     clear_intake_queue,
     receipts_factory,
     seed_accepted,
@@ -154,12 +154,12 @@ def _run_receipts(
     opts: Options, envir: Environment, server: Server, result: TargetResult, plan: ReceiptsPlan
 ) -> None:
     """No warm-up (every callback is a new receipt): one per seeded message, worker running."""
-    worker = Worker(envir.env, envir.log_dir)
     dropped = clear_intake_queue(opts.redis_url, envir.redis_prefix)
     if dropped:
         say(f"  dropped {dropped} tasks earlier targets left on the intake queue")
+    say("  starting a Celery worker on the intake queue, as the Procfile's (WORKER_POOL)")
+    worker = CeleryWorker(envir.env, envir.log_dir / "worker.log", "workers.main", ["intake"])
     try:
-        worker.start()
         say(f"  loading {result.target.endpoint}: {plan.count} signed callbacks, applied by it")
         started = time.monotonic()
         result.load = asyncio.run(
