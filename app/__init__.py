@@ -12,7 +12,7 @@ from config.logging import configure_logging
 
 def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     """Build the web app; ``test_config`` may carry ``settings`` and Flask overrides."""
-    from app.api import admin, health, messages, webhooks
+    from app.api import admin, consents, contacts, health, messages, rules, webhooks
     from app.api.errors import register_error_handlers
     from app.api.session import close_request_session
     from app.broker import create_celery
@@ -48,5 +48,8 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     app.register_blueprint(messages.bp)
     app.register_blueprint(webhooks.bp)
     app.register_blueprint(admin.bp)
+    app.register_blueprint(consents.bp)
+    app.register_blueprint(contacts.bp)
+    app.register_blueprint(rules.bp)
     app.teardown_appcontext(close_request_session)
     return app

@@ -27,7 +27,7 @@ log = logging.getLogger(__name__)
 )
 def process_inbox_item(item_id: str) -> str:
     with db().session() as session:
-        result = process(session, item_id)
+        result = process(session, settings(), item_id)
     log.info("inbox processed", extra={"inbox_id": item_id, "result": result})
     return result
 

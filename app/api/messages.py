@@ -21,6 +21,7 @@ from app.api.representations import message_view
 from app.api.session import request_session
 from app.messaging.intake import (
     IdempotencyConflict,
+    PolicyRefused,
     accept_intent,
     find_by_idempotency_key,
     replay_or_conflict,
@@ -89,19 +90,6 @@ def create_message() -> Any:
     session = request_session()
     tenant: Tenant = g.tenant
     _check_api_rate(session, tenant)
-    if intent.quiet_hours == "ignore" and not tenant.allow_quiet_hours_override:
-        raise Problem(
-            422,
-            "quiet_hours_override_not_allowed",
-            "this tenant may not send with quiet_hours=ignore",
-            errors=[
-                {
-                    "field": "quiet_hours",
-                    "code": "not_allowed",
-                    "message": "not allowed for this tenant",
-                }
-            ],
-        )
     digest = request_hash(payload)
     try:
         result = accept_intent(
@@ -110,6 +98,17 @@ def create_message() -> Any:
         session.commit()
     except IdempotencyConflict as exc:
         raise _conflict(exc.message_id) from None
+    except PolicyRefused as exc:
+        decision = exc.decision
+        assert decision.reason is not None
+        field = decision.field or "to"
+        raise Problem(
+            422,
+            decision.reason,
+            decision.detail,
+            errors=[{"field": field, "code": decision.reason, "message": decision.detail}],
+            extra={"rule": decision.rule},
+        ) from None
     except NoRoute as exc:
         errors = (
             [{"field": exc.field, "code": exc.reason, "message": exc.detail}] if exc.field else None

@@ -9,7 +9,7 @@ from typing import Any
 from app.models import Message, MessageEvent
 
 
-def _ts(value: datetime | None) -> str | None:
+def iso(value: datetime | None) -> str | None:
     return value.astimezone(UTC).isoformat().replace("+00:00", "Z") if value else None
 
 
@@ -23,7 +23,7 @@ def event_view(event: MessageEvent) -> dict[str, Any]:
         "reason": event.reason,
         "source": event.source,
         "data": event.data,
-        "at": _ts(event.created_at),
+        "at": iso(event.created_at),
     }
 
 
@@ -46,15 +46,16 @@ def message_view(
         "encoding": message.encoding,
         "attempts": message.attempts,
         "provider_message_id": message.provider_message_id,
-        "send_at": _ts(message.not_before),
-        "next_attempt_at": _ts(message.next_attempt_at),
-        "expires_at": _ts(message.expires_at),
+        "send_at": iso(message.not_before),
+        "next_attempt_at": iso(message.next_attempt_at),
+        "expires_at": iso(message.expires_at),
         "quiet_hours": message.quiet_hours,
+        "purpose": message.purpose,
         "journey_id": message.journey_id,
         "external_ref": message.external_ref,
         "metadata": message.metadata_,
-        "created_at": _ts(message.created_at),
-        "updated_at": _ts(message.updated_at),
+        "created_at": iso(message.created_at),
+        "updated_at": iso(message.updated_at),
     }
     if events is not None:
         view["events"] = [event_view(e) for e in events]

@@ -20,11 +20,18 @@ def find_contact(session: Session, tenant_id: str, e164: str) -> Contact | None:
 
 
 def get_or_create_contact(session: Session, tenant_id: str, e164: str) -> Contact:
-    """Race-safe: concurrent creators meet on the (tenant, blind index) unique key."""
+    return find_or_create_contact(session, tenant_id, e164)[0]
+
+
+def find_or_create_contact(session: Session, tenant_id: str, e164: str) -> tuple[Contact, bool]:
+    """The contact, and whether this call created it.
+
+    Race-safe: concurrent creators meet on the (tenant, blind index) unique key.
+    """
     found = find_contact(session, tenant_id, e164)
     if found is not None:
-        return found
-    insert_ignore(
+        return found, False
+    inserted = insert_ignore(
         session,
         Contact.__table__,
         {
@@ -40,4 +47,4 @@ def get_or_create_contact(session: Session, tenant_id: str, e164: str) -> Contac
     )
     contact = find_contact(session, tenant_id, e164)
     assert contact is not None
-    return contact
+    return contact, bool(inserted)

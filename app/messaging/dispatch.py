@@ -22,12 +22,13 @@ from sqlalchemy.orm import Session
 from app.broker import QueueNames
 from app.db import Database
 from app.messaging.backoff import retry_delay
-from app.messaging.quiet_hours import deferral_for
+from app.messaging.consent import lock_contact, record_provider_opt_out
+from app.messaging.policy import Candidate, Verdict, decide
 from app.messaging.ratelimit import DatabaseLimiter, Rate, RateLimiter
 from app.messaging.reasons import StatusReason
 from app.messaging.routing import next_channel
 from app.messaging.states import ConcurrentTransition, Status, apply_transition, is_allowed
-from app.models import ChannelAccount, Contact, Message, Tenant
+from app.models import ChannelAccount, Message, Tenant
 from app.models.types import utcnow
 from app.outbox import enqueue
 from app.providers import get_provider, webhook_url
@@ -123,8 +124,14 @@ def claim(db: Database, settings: Settings, limiter: RateLimiter, message_id: st
     on its slot without taking tokens twice.
     """
     with db.session() as session:
+        contact_id = session.scalar(select(Message.contact_id).where(Message.id == message_id))
+        if contact_id is None:
+            return "missing"
+        # The contact first, then the message: the order an opt-out takes them in. Locked
+        # so that an opt-out for this person is either seen here or waits for this claim.
+        contact = lock_contact(session, contact_id)
         message = _lock_message(session, message_id)
-        if message is None:
+        if message is None or contact is None:
             return "missing"
         if message.status != Status.QUEUED:
             return f"skipped:{message.status}"
@@ -135,21 +142,37 @@ def claim(db: Database, settings: Settings, limiter: RateLimiter, message_id: st
             )
             return "expired"
         account = session.get(ChannelAccount, message.account_id)
-        contact = session.get(Contact, message.contact_id)
         tenant = session.get(Tenant, message.tenant_id)
-        assert account is not None and contact is not None and tenant is not None
-        quiet_end = deferral_for(
-            message.quiet_hours, tenant.quiet_hours, tenant.timezone, contact.timezone, now
+        assert account is not None and tenant is not None
+        candidate = Candidate(
+            channel=message.channel,
+            priority=message.priority,
+            quiet_hours=message.quiet_hours,
+            purpose=message.purpose,
         )
-        if quiet_end is not None:
+        decision = decide(session, tenant, contact, candidate, now, "claim")
+        if decision.verdict is Verdict.REFUSE:
+            # Queued before the recipient opted out (or the tenant began requiring opt-in).
+            apply_transition(
+                session,
+                message,
+                Status.CANCELED,
+                source="dispatcher",
+                reason=decision.reason,
+                data={"policy": decision.as_data()},
+            )
+            return "canceled"
+        if decision.verdict is Verdict.DEFER:
+            assert decision.until is not None
             # Released or retried into the recipient's night: wait for their morning.
             return wait_or_expire(
                 session,
                 message,
-                quiet_end,
+                decision.until,
                 source="dispatcher",
-                reason="quiet_hours",
-                changes={"not_before": quiet_end},
+                reason=decision.rule,
+                data={"policy": decision.as_data()},
+                changes={"not_before": decision.until},
             )
         rate = Rate.of(account.rate_limit_per_second, account.rate_limit_burst)
         if rate is not None and not _holds_slot(message, rate, now):
@@ -173,7 +196,11 @@ def claim(db: Database, settings: Settings, limiter: RateLimiter, message_id: st
             message,
             Status.DISPATCHED,
             source="dispatcher",
-            data={"attempt": message.attempts + 1, "channel": message.channel},
+            data={
+                "attempt": message.attempts + 1,
+                "channel": message.channel,
+                "policy": decision.as_data(),
+            },
             changes={
                 "attempts": message.attempts + 1,
                 "next_attempt_at": None,
@@ -271,6 +298,8 @@ def record_outcome(
             apply_transition(
                 session, message, Status.FAILED, source="provider", reason=outcome.reason, data=data
             )
+            if outcome.reason == StatusReason.RECIPIENT_OPTED_OUT:
+                record_provider_opt_out(session, message, outcome.code)
             return "failed"
         if message.attempts >= settings.max_attempts:
             apply_transition(

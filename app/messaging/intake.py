@@ -14,7 +14,8 @@ from sqlalchemy.orm import Session
 from app.broker import TaskNames
 from app.messaging.contacts import get_or_create_contact
 from app.messaging.intents import SendIntent
-from app.messaging.quiet_hours import deferral_for
+from app.messaging.policy import Candidate, Decision, Verdict, decide
+from app.messaging.reasons import StatusReason
 from app.messaging.routing import choose_route, lane_for
 from app.messaging.segments import count_segments
 from app.messaging.states import Status, record_created
@@ -23,8 +24,13 @@ from app.models.types import new_id, utcnow
 from app.outbox import enqueue
 from config import Settings
 
-# A send_at closer than this is sent now rather than parked for beat to release.
-SCHEDULE_THRESHOLD = timedelta(seconds=2)
+
+class PolicyRefused(Exception):
+    """The policy refused the intent (opted out, no consent, an override not allowed)."""
+
+    def __init__(self, decision: Decision) -> None:
+        super().__init__(decision.detail)
+        self.decision = decision
 
 
 class IdempotencyConflict(Exception):
@@ -62,10 +68,12 @@ def accept_intent(
     idempotency_key: str | None,
     payload_hash: str,
     source: str = "api",
+    purpose: str | None = None,
 ) -> IntakeResult:
     """Persist the intent and owe its dispatch. The caller commits.
 
-    Raises IdempotencyConflict, or routing.NoRoute when no account can carry it.
+    Raises IdempotencyConflict, PolicyRefused, or routing.NoRoute when no account can carry it.
+    A message the policy defers past its TTL is born ``expired``: never sent late.
     """
     tenant_id = tenant.id
     if idempotency_key is not None:
@@ -77,16 +85,25 @@ def accept_intent(
     contact = get_or_create_contact(session, tenant_id, intent.to)
     now = utcnow()
     ttl = intent.ttl_seconds or settings.default_ttl_seconds
-    not_before = (
-        intent.send_at if intent.send_at and intent.send_at - now > SCHEDULE_THRESHOLD else None
+    # The TTL runs from when the sender wants it out: send_at, or now.
+    expires_at = max(now, intent.send_at or now) + timedelta(seconds=ttl)
+    candidate = Candidate(
+        channel=channel,
+        priority=intent.priority,
+        quiet_hours=intent.quiet_hours,
+        purpose=purpose,
+        send_at=intent.send_at,
     )
-    reason = "send_at" if not_before else None
-    quiet_end = deferral_for(
-        intent.quiet_hours, tenant.quiet_hours, tenant.timezone, contact.timezone, not_before or now
-    )
-    if quiet_end is not None:
-        not_before, reason = quiet_end, "quiet_hours"
-    scheduled = not_before is not None
+    decision = decide(session, tenant, contact, candidate, now, "intake")
+    if decision.verdict is Verdict.REFUSE:
+        raise PolicyRefused(decision)
+    not_before = decision.until
+    status, reason = Status.QUEUED, None
+    if not_before is not None:
+        status, reason = Status.SCHEDULED, decision.rule
+        if not_before >= expires_at:
+            status, reason = Status.EXPIRED, StatusReason.EXPIRED.value
+    scheduled = status is not Status.QUEUED
     count = count_segments(intent.body or "")
     message = Message(
         id=new_id("msg"),
@@ -101,13 +118,14 @@ def accept_intent(
         if intent.media
         else None,
         priority=intent.priority,
-        status=Status.SCHEDULED.value if scheduled else Status.QUEUED.value,
+        status=status.value,
         status_reason=reason,
         not_before=not_before,
-        expires_at=now + timedelta(seconds=ttl),
+        expires_at=expires_at,
         segments=count.segments,
         encoding=count.encoding,
         quiet_hours=intent.quiet_hours,
+        purpose=purpose,
         journey_id=intent.journey_id,
         external_ref=intent.external_ref,
         metadata_=intent.metadata,
@@ -117,7 +135,7 @@ def accept_intent(
         updated_at=now,
     )
     session.add(message)
-    record_created(session, message, source=source)
+    record_created(session, message, source=source, data={"policy": decision.as_data()})
     if not scheduled:
         enqueue(session, TaskNames.DISPATCH, [message.id], lane_for(intent.priority))
     return IntakeResult(message, created=True)

@@ -1,7 +1,8 @@
 """Processing the webhook inbox: provider statuses move messages, inbound messages are recorded.
 
 Each inbox row is processed once (``processed_at``), under a row lock, and
-the message's transition commits with it. The row's provider module reads it
+the message's transition commits with it. Inbound messages are handed to
+``conversations``. The row's provider module reads it
 back into its canonical event and names the reason for a failure. A status
 for a message we cannot find yet (the receipt overtook the send response) is
 retried with backoff, then parked (retried hourly, listed as unprocessed),
@@ -10,7 +11,6 @@ never dropped.
 
 from __future__ import annotations
 
-import json
 import logging
 from datetime import timedelta
 
@@ -18,19 +18,16 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from app.messaging.backoff import retry_delay
-from app.messaging.contacts import get_or_create_contact
-from app.messaging.states import (
-    Status,
-    TransitionResult,
-    apply_transition,
-    record_created,
-    record_note,
-)
+from app.messaging.consent import record_provider_opt_out
+from app.messaging.conversations import record_inbound
+from app.messaging.reasons import StatusReason
+from app.messaging.states import Status, TransitionResult, apply_transition
 from app.models import ChannelAccount, InboxItem, Message
-from app.models.types import new_id, utcnow
+from app.models.types import utcnow
 from app.providers import get_provider
 from app.providers.base import MalformedWebhook, Provider
 from app.providers.canonical import CanonicalEvent
+from config import Settings
 
 log = logging.getLogger(__name__)
 
@@ -49,7 +46,7 @@ MAX_ORPHAN_ATTEMPTS = 8
 PARKED_RETRY = timedelta(hours=1)
 
 
-def process_inbox_item(session: Session, item_id: str) -> str:
+def process_inbox_item(session: Session, settings: Settings, item_id: str) -> str:
     """Apply one inbox row. The caller's transaction commits the result."""
     item = session.scalar(select(InboxItem).where(InboxItem.id == item_id).with_for_update())
     if item is None:
@@ -67,7 +64,8 @@ def process_inbox_item(session: Session, item_id: str) -> str:
     if event.direction == "status":
         return _apply_status(session, item, provider, event)
     if event.direction == "inbound":
-        return _record_inbound(session, item, account, event)
+        record_inbound(session, settings, item, account, event)
+        return _finish(item, "inbound")
     return _finish(item, "ignored")
 
 
@@ -130,67 +128,16 @@ def apply_provider_status(
     }
     if event.errorCode:
         data["error_code"] = event.errorCode  # the raw code; the reason is ours
-    return apply_transition(
+    reason = provider.status_reason(event.errorCode) if failed else None
+    result = apply_transition(
         session,
         message,
         target,
         source=source,
-        reason=provider.status_reason(event.errorCode).value if failed else None,
+        reason=reason.value if reason else None,
         dedupe_key=dedupe_key,
         data=data,
     )
-
-
-def _record_inbound(
-    session: Session, item: InboxItem, account: ChannelAccount, event: CanonicalEvent
-) -> str:
-    assert event.sender is not None and event.message is not None
-    contact = get_or_create_contact(session, item.tenant_id, event.sender.phone)
-    now = utcnow()
-    last_outbound = session.scalar(
-        select(Message)
-        .where(
-            Message.tenant_id == item.tenant_id,
-            Message.contact_id == contact.id,
-            Message.direction == "outbound",
-            Message.created_at >= now - timedelta(days=30),
-        )
-        .order_by(Message.id.desc())
-        .limit(1)
-    )
-    metadata: dict[str, object] = dict(event.metadata)
-    if event.conversationId:
-        metadata["conversation_id"] = event.conversationId
-    if last_outbound is not None:
-        metadata["in_reply_to"] = last_outbound.id
-    attachments = [{"url": a.url, "content_type": a.contentType} for a in event.message.attachments]
-    message = Message(
-        id=new_id("msg"),
-        tenant_id=item.tenant_id,
-        direction="inbound",
-        channel=event.channel,
-        channels=[event.channel],
-        account_id=account.id,
-        contact_id=contact.id,
-        body=event.message.text,
-        media=json.dumps(attachments) if attachments else None,
-        status=Status.RECEIVED.value,
-        provider_message_id=event.providerMessageId or event.eventId,
-        segments=1,
-        metadata_=metadata,
-        created_at=now,
-        updated_at=now,
-    )
-    session.add(message)
-    record_created(session, message, source=f"webhook:{item.provider}")
-    # The conversation fact belongs on the message being replied to, too.
-    if last_outbound is not None:
-        record_note(
-            session,
-            last_outbound,
-            "replied",
-            source=f"webhook:{item.provider}",
-            dedupe_key=f"reply:{item.dedupe_key}",
-            data={"reply_id": message.id},
-        )
-    return _finish(item, "inbound")
+    if result.applied and reason is StatusReason.RECIPIENT_OPTED_OUT:
+        record_provider_opt_out(session, message, event.errorCode)
+    return result

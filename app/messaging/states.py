@@ -233,11 +233,14 @@ def record_note(
     )
 
 
-def record_created(session: Session, message: Message, *, source: str) -> None:
+def record_created(
+    session: Session, message: Message, *, source: str, data: dict[str, Any] | None = None
+) -> None:
     """Record a new message's birth in ``pending`` and, if different, its first move.
 
     A new outbound message is inserted directly in its first lane state
     (``queued`` or ``scheduled``) to save a write; the history still shows both steps.
+    ``data`` (the policy's decision, say) goes on the first move.
     """
     initial = Status(message.status)
     if initial not in (S.PENDING, S.RECEIVED) and not is_allowed(S.PENDING, initial):
@@ -263,4 +266,5 @@ def record_created(session: Session, message: Message, *, source: str) -> None:
         outcome=Outcome.APPLIED.value,
         reason=message.status_reason,
         source=source,
+        data=data,
     )

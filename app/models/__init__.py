@@ -2,23 +2,29 @@
 
 from app.models.account import ChannelAccount, WebhookSecret
 from app.models.base import Base
+from app.models.consent import ConsentRecord, Erasure, Suppression
 from app.models.contact import Contact
 from app.models.inbox import InboxItem
 from app.models.message import Message, MessageEvent
 from app.models.outbox import OutboxRow
 from app.models.ratelimit import RateBucket
+from app.models.rules import RoutingRule
 from app.models.tenant import ApiKey, Tenant
 
 __all__ = [
     "ApiKey",
     "Base",
     "ChannelAccount",
+    "ConsentRecord",
     "Contact",
+    "Erasure",
     "InboxItem",
     "Message",
     "MessageEvent",
     "OutboxRow",
     "RateBucket",
+    "RoutingRule",
+    "Suppression",
     "Tenant",
     "WebhookSecret",
 ]

@@ -48,6 +48,8 @@ class Message(TenantScoped, Timestamped, Base):
     segments: Mapped[int] = mapped_column(default=1)
     encoding: Mapped[str] = mapped_column(String(8), default="GSM-7")
     quiet_hours: Mapped[str] = mapped_column(String(8), default="respect")
+    # Why the system itself sent it: "auto_reply:opt_out" and the like; None for an API send.
+    purpose: Mapped[str | None] = mapped_column(String(24), default=None)
     journey_id: Mapped[str | None] = mapped_column(String(200), default=None, index=True)
     external_ref: Mapped[str | None] = mapped_column(String(200), default=None)
     metadata_: Mapped[dict[str, Any]] = mapped_column("metadata", JSON, default=dict)

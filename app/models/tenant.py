@@ -17,9 +17,18 @@ class Tenant(Timestamped, Base):
     id: Mapped[str] = mapped_column(String(40), primary_key=True, default=lambda: new_id("ten"))
     name: Mapped[str] = mapped_column(String(200))
     timezone: Mapped[str] = mapped_column(String(64), default="UTC")
-    # Local quiet hours as "HH:MM-HH:MM" in the recipient's zone; None means none.
-    quiet_hours: Mapped[str | None] = mapped_column(String(11), default=None)
+    # Local quiet hours in the recipient's zone: "21:00-08:00", or per weekday
+    # "mon-fri 21:00-08:00; sat,sun 20:00-10:00" (see quiet_hours.py); None means none.
+    quiet_hours: Mapped[str | None] = mapped_column(String(200), default=None)
     allow_quiet_hours_override: Mapped[bool] = mapped_column(default=False)
+    # An urgent message may send through quiet hours only when this is set.
+    urgent_bypasses_quiet_hours: Mapped[bool] = mapped_column(default=False)
+    # "opt_out": send unless the recipient opted out; "opt_in": only with an opt-in on record.
+    consent_policy: Mapped[str] = mapped_column(String(8), default="opt_out")
+    # Overrides of the keyword lists ({"opt_out": [...], "opt_in": [...], "help": [...]})
+    # and of the auto-reply texts ({"opt_out": "...", ...}); missing kinds take the defaults.
+    keywords: Mapped[dict[str, list[str]]] = mapped_column(JSON, default=dict)
+    auto_replies: Mapped[dict[str, str]] = mapped_column(JSON, default=dict)
     # POST /v1/messages per second (and burst) for this tenant; None takes the settings' default.
     api_rate_per_second: Mapped[float | None] = mapped_column(default=None)
     api_rate_burst: Mapped[float | None] = mapped_column(default=None)

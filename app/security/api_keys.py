@@ -6,7 +6,9 @@ import hashlib
 import secrets
 
 KEY_PREFIX = "sb_live_"
-KNOWN_SCOPES = frozenset({"messages:write", "messages:read", "admin"})
+KNOWN_SCOPES = frozenset(
+    {"messages:write", "messages:read", "consents:write", "consents:read", "admin"}
+)
 
 
 def generate_api_key() -> str:

@@ -13,7 +13,7 @@ from app.db import Database
 from app.messaging.scheduler import expire_overdue, release_due
 from app.models import Message, OutboxRow
 from app.outbox import enqueue, relay
-from tests.factories import TenantCtx
+from tests.factories import TenantCtx, make_tenant_ctx
 
 
 def status_of(db: Database, message_id: str) -> str:
@@ -62,19 +62,43 @@ def test_message_past_ttl_expires(client: FlaskClient, ctx: TenantCtx, db: Datab
         json={
             "to": "+12025550100",
             "body": "x",
-            "ttl_seconds": 60,
-            "send_at": (datetime.now(UTC) + timedelta(hours=1)).isoformat(),
+            "ttl_seconds": 120,
+            "send_at": (datetime.now(UTC) + timedelta(seconds=60)).isoformat(),
         },
         headers=ctx.headers,
     )
     mid = r.get_json()["id"]
     expire_overdue(db)
     assert status_of(db, mid) == "scheduled"
-    with freeze_time(datetime.now(UTC) + timedelta(minutes=2)):
+    with freeze_time(datetime.now(UTC) + timedelta(minutes=4)):  # send_at + ttl has passed
         expire_overdue(db)
     assert status_of(db, mid) == "expired"
     body = client.get(f"/v1/messages/{mid}", headers=ctx.headers).get_json()
     assert body["events"][-1]["to"] == "expired" and body["events"][-1]["reason"] == "expired"
+
+
+def test_a_message_quiet_hours_would_hold_past_its_ttl_expires_rather_than_go_late(
+    client: FlaskClient, db: Database
+) -> None:
+    ctx = make_tenant_ctx(db, quiet_hours="21:00-08:00")
+    with freeze_time(datetime(2026, 6, 1, 3, 0, tzinfo=UTC)):  # 23:00 in New York
+        r = client.post(
+            "/v1/messages",
+            json={"to": "+12025550100", "body": "x", "ttl_seconds": 3600},
+            headers=ctx.headers,
+        )
+    body = r.get_json()
+    assert r.status_code == 202
+    assert (body["status"], body["status_reason"]) == ("expired", "expired")
+    policy = body_events(client, ctx, body["id"])[-1]["data"]["policy"]
+    assert policy == {"verdict": "defer", "rule": "quiet_hours", "until": "2026-06-01T12:00:00+00:00"}
+
+
+def body_events(client: FlaskClient, ctx: TenantCtx, mid: str) -> list[dict[str, object]]:
+    events: list[dict[str, object]] = client.get(
+        f"/v1/messages/{mid}", headers=ctx.headers
+    ).get_json()["events"]
+    return events
 
 
 def test_relay_publishes_rows_left_behind_and_deletes_them(app: Flask, db: Database) -> None:

@@ -101,7 +101,13 @@ def test_bad_input_is_refused_with_a_reason(backend: Backend) -> None:
     t = tenant["id"]
     cases = [
         ("tenants create --name x --timezone Mars/Olympus", "time zone"),
-        ("tenants create --name x --quiet-hours 9pm-8am", "HH:MM"),
+        ("tenants create --name x --quiet-hours 9pm-8am", "21:00-08:00"),
+        (f"tenants update --tenant {t} --quiet-hours funday_21:00-08:00", "21:00-08:00"),
+        (f"tenants update --tenant {t} --opt-out-keywords ,", "single words"),
+        ("tenants update --tenant ten_missing --consent-policy opt_in", "no such tenant"),
+        (f"rules add --tenant {t} --name r --match keywords --action escalate", "needs"),
+        (f"rules add --tenant {t} --name r --match any --action tag", "target"),
+        (f"rules remove --tenant {t} --id rul_missing", "no such rule"),
         ("keys create --tenant ten_missing", "no tenant"),
         (f"keys create --tenant {t} --scopes superuser", "unknown scopes"),
         (f"accounts create --tenant {t} --provider standard --sender x", "--base-url"),
@@ -120,6 +126,46 @@ def test_bad_input_is_refused_with_a_reason(backend: Backend) -> None:
         assert proc.returncode != 0, args
         assert says in proc.stderr, (args, proc.stderr)
         assert proc.stdout == ""
+
+
+def test_tenant_policy_and_routing_rules_from_the_cli(backend: Backend) -> None:
+    t = run_json(backend, "tenants create --name Policy --consent-policy opt_in")["id"]
+    out = run(
+        backend,
+        *["tenants", "update", "--tenant", t, "--json"],
+        *["--quiet-hours", "mon-fri 21:00-08:00; sat,sun 20:00-10:00"],
+        *["--urgent-bypasses-quiet-hours", "--opt-out-keywords", "stop,arret"],
+        *["--help-reply", "Acme support: 0800 123 456"],
+    ).stdout
+    view = json.loads(out)
+    assert view["quiet_hours"] == "mon-fri 21:00-08:00; sat,sun 20:00-10:00"
+    assert view["urgent_bypasses_quiet_hours"] is True and view["consent_policy"] == "opt_in"
+    assert view["keywords"]["opt_out"] == ["ARRET", "STOP"]
+    assert view["keywords"]["help"] == ["HELP", "INFO"]  # untouched lists keep the defaults
+    assert view["auto_replies"]["help"] == "Acme support: 0800 123 456"
+    cleared = run_json(backend, f"tenants update --tenant {t} --quiet-hours none")
+    assert cleared["quiet_hours"] is None
+    rule = json.loads(
+        run(
+            backend,
+            *["rules", "add", "--tenant", t, "--name", "Pricing", "--match", "keywords"],
+            *["--values", "pricing,how much", "--action", "escalate", "--target", "sales"],
+            "--json",
+        ).stdout
+    )
+    assert rule["values"] == ["pricing", "how much"] and rule["position"] == 1
+    second = run_json(
+        backend,
+        f"rules add --tenant {t} --name NYC --match area_code --values 212,646 "
+        "--action assign_owner --target ana",
+    )
+    assert second["position"] == 2
+    listed = run_json(backend, f"rules list --tenant {t}")["rules"]
+    assert [r["id"] for r in listed] == [rule["id"], second["id"]]
+    assert run_json(backend, f"rules remove --tenant {t} --id {rule['id']}")["removed"] is True
+    assert [r["id"] for r in run_json(backend, f"rules list --tenant {t}")["rules"]] == [
+        second["id"]
+    ]
 
 
 def test_generated_encryption_key_is_accepted_by_the_settings(backend: Backend) -> None:

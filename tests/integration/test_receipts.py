@@ -12,7 +12,11 @@ from app.db import Database
 from app.messaging.inbox import store_callback
 from app.messaging.receipts import process_inbox_item
 from app.models import ChannelAccount, InboxItem, Message, MessageEvent
+from config import load_settings
 from tests.factories import TenantCtx
+
+# Inbox processing reads only the default TTL (for auto-replies) from the settings.
+SETTINGS = load_settings({})
 
 
 def accepted_message(client: FlaskClient, ctx: TenantCtx, db: Database, provider_id: str) -> str:
@@ -42,7 +46,7 @@ def deliver(db: Database, ctx: TenantCtx, webhook_id: str, event: dict[str, obje
         )
     assert item_id is not None
     with db.session() as s:
-        return process_inbox_item(s, item_id)
+        return process_inbox_item(s, SETTINGS, item_id)
 
 
 def status(ctx: TenantCtx, provider_id: str, value: str, event_id: str) -> dict[str, object]:
@@ -109,7 +113,7 @@ def test_processing_an_item_twice_does_nothing_more(
             )
         )
     with db.session() as s:
-        assert process_inbox_item(s, str(item_id)) == "already_processed"
+        assert process_inbox_item(s, SETTINGS, str(item_id)) == "already_processed"
     assert len(timeline(db, mid)) == 3
 
 
@@ -141,7 +145,7 @@ def test_status_for_an_unknown_message_is_deferred_then_applied(
         item_id = item.id
     mid = accepted_message(client, ctx, db, "P-7")
     with db.session() as s:
-        assert process_inbox_item(s, item_id) == "status:applied"
+        assert process_inbox_item(s, SETTINGS, item_id) == "status:applied"
     with db.session() as s:
         assert s.get(Message, mid).status == "delivered"  # type: ignore[union-attr]
 

@@ -16,9 +16,12 @@ from app.models import Contact, InboxItem, Message, MessageEvent
 from app.providers import twilio as twilio_module
 from app.providers import webhook_url
 from app.providers.twilio import EMPTY_TWIML
-from config import Settings
+from config import Settings, load_settings
 from scripts.fake_twilio import FakeTwilio, Reply, Rule, sign
 from tests.factories import TenantCtx, make_tenant_ctx
+
+# Inbox processing reads only the default TTL (for auto-replies) from the settings.
+SETTINGS = load_settings({})
 
 
 @pytest.fixture
@@ -283,7 +286,7 @@ def apply_all(db: Database, account_id: str) -> list[str]:
     results = []
     for item_id in ids:
         with db.session() as s:
-            results.append(process_inbox_item(s, item_id))
+            results.append(process_inbox_item(s, SETTINGS, item_id))
     return results
 
 

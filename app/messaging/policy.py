@@ -1,0 +1,136 @@
+"""One answer to "may this message go now?", asked at intake and again at the dispatch claim.
+
+The rules, in order; the first that does not allow decides:
+
+1. ``quiet_hours_override``: ``quiet_hours=ignore`` needs the tenant's permission
+   (refused at intake; at a claim an override no longer allowed is ignored).
+2. ``consent``: an opted-out recipient is refused (``recipient_opted_out``), except
+   for the opt-out confirmation; a tenant requiring opt-in refuses a recipient with
+   none on record (``no_consent``). Auto-replies answer someone who wrote to us.
+3. ``send_at``: a future ``send_at`` defers until then (intake only).
+4. ``quiet_hours``: inside the tenant's quiet hours, in the recipient's zone (the
+   contact's stored zone, else the tenant's), defers until they end. Auto-replies,
+   a permitted ``ignore``, and ``urgent`` where the tenant allows it, are exempt.
+
+The decision names its rule, and callers record it in the message's events.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from enum import StrEnum
+from typing import Any, Literal
+
+from sqlalchemy.orm import Session
+
+from app.messaging.consent import current_state
+from app.messaging.quiet_hours import quiet_until, zone
+from app.messaging.reasons import StatusReason
+from app.models import Contact, Tenant
+
+# A send_at closer than this is sent now rather than parked for beat to release.
+SCHEDULE_THRESHOLD = timedelta(seconds=2)
+OPT_OUT_CONFIRMATION = "auto_reply:opt_out"
+
+Stage = Literal["intake", "claim"]
+
+
+class Verdict(StrEnum):
+    ALLOW = "allow"
+    DEFER = "defer"
+    REFUSE = "refuse"
+
+
+@dataclass(frozen=True)
+class Decision:
+    verdict: Verdict
+    rule: str
+    until: datetime | None = None
+    reason: str | None = None  # for a refusal: a status reason, or a validation code
+    detail: str = ""
+    field: str | None = None
+
+    def as_data(self) -> dict[str, Any]:
+        data: dict[str, Any] = {"verdict": self.verdict.value, "rule": self.rule}
+        if self.until is not None:
+            data["until"] = self.until.isoformat()
+        if self.reason is not None:
+            data["reason"] = self.reason
+        return data
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """What the policy needs to know of a message, before or after it exists."""
+
+    channel: str
+    priority: str = "normal"
+    quiet_hours: str = "respect"
+    purpose: str | None = None
+    send_at: datetime | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def allow(rule: str = "default") -> Decision:
+    return Decision(Verdict.ALLOW, rule)
+
+
+def decide(
+    session: Session,
+    tenant: Tenant,
+    contact: Contact,
+    candidate: Candidate,
+    now: datetime,
+    stage: Stage,
+) -> Decision:
+    auto_reply = candidate.purpose is not None and candidate.purpose.startswith("auto_reply:")
+    wants_ignore = candidate.quiet_hours == "ignore"
+    if wants_ignore and not auto_reply and not tenant.allow_quiet_hours_override:
+        if stage == "intake":
+            return Decision(
+                Verdict.REFUSE,
+                "quiet_hours_override",
+                reason="quiet_hours_override_not_allowed",
+                detail="this tenant may not send with quiet_hours=ignore",
+                field="quiet_hours",
+            )
+        wants_ignore = False
+
+    consent = current_state(session, tenant.id, contact.phone_index, candidate.channel)
+    if consent.opted_out and candidate.purpose != OPT_OUT_CONFIRMATION:
+        return Decision(
+            Verdict.REFUSE,
+            "consent",
+            reason=StatusReason.RECIPIENT_OPTED_OUT.value,
+            detail="the recipient has opted out of messages on this channel",
+            field="to",
+        )
+    if consent.status is None and tenant.consent_policy == "opt_in" and not auto_reply:
+        return Decision(
+            Verdict.REFUSE,
+            "consent",
+            reason=StatusReason.NO_CONSENT.value,
+            detail="this tenant requires an opt-in, and the recipient has none on record",
+            field="to",
+        )
+
+    due = now
+    if stage == "intake" and candidate.send_at and candidate.send_at - now > SCHEDULE_THRESHOLD:
+        due = candidate.send_at
+    exempt = (
+        auto_reply
+        or wants_ignore
+        or (candidate.priority == "urgent" and tenant.urgent_bypasses_quiet_hours)
+    )
+    if not exempt:
+        quiet_end = quiet_until(due, tenant.quiet_hours, zone(contact.timezone, tenant.timezone))
+        if quiet_end is not None:
+            return Decision(Verdict.DEFER, "quiet_hours", until=quiet_end)
+    if due != now:
+        return Decision(Verdict.DEFER, "send_at", until=due)
+    if auto_reply:
+        return allow("auto_reply")
+    if wants_ignore:
+        return allow("quiet_hours_override")
+    return allow()
