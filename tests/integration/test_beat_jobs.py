@@ -91,7 +91,8 @@ def test_a_message_quiet_hours_would_hold_past_its_ttl_expires_rather_than_go_la
     assert r.status_code == 202
     assert (body["status"], body["status_reason"]) == ("expired", "expired")
     policy = body_events(client, ctx, body["id"])[-1]["data"]["policy"]
-    assert policy == {"verdict": "defer", "rule": "quiet_hours", "until": "2026-06-01T12:00:00+00:00"}
+    until = "2026-06-01T12:00:00+00:00"
+    assert policy == {"verdict": "defer", "rule": "quiet_hours", "until": until}
 
 
 def body_events(client: FlaskClient, ctx: TenantCtx, mid: str) -> list[dict[str, object]]:
