@@ -2,8 +2,8 @@
 
 In the inbox row's one transaction, an inbound message:
 1. is matched to its contact through the blind index, and linked to the
-   conversation and to the last outbound message to that contact, which gets a
-   ``replied`` event;
+   conversation and to the last outbound message that went out to that contact
+   (one they can be answering), which gets a ``replied`` event;
 2. if it is a compliance keyword, records the opt-out or opt-in (an opt-out also
    cancels what is still waiting to go) and queues the tenant's auto-reply on the
    urgent lane, exempt from quiet hours;
@@ -36,6 +36,11 @@ from config import Settings
 
 # A reply is linked to the last message sent to the contact within this long.
 REPLY_WINDOW = timedelta(days=30)
+# A reply answers a message the person received: one handed to the provider.
+WENT_OUT = [
+    s.value
+    for s in (Status.DISPATCHED, Status.ACCEPTED, Status.SENT, Status.DELIVERED, Status.READ)
+]
 # An auto-reply not out within this long is not worth sending.
 AUTO_REPLY_TTL_SECONDS = 3600
 
@@ -58,6 +63,7 @@ def record_inbound(
             Message.contact_id == contact.id,
             Message.direction == "outbound",
             Message.purpose.is_(None),
+            Message.status.in_(WENT_OUT),
             Message.created_at >= now - REPLY_WINDOW,
         )
         .order_by(Message.id.desc())

@@ -118,19 +118,20 @@ def decide(
     due = now
     if stage == "intake" and candidate.send_at and candidate.send_at - now > SCHEDULE_THRESHOLD:
         due = candidate.send_at
-    exempt = (
-        auto_reply
-        or wants_ignore
-        or (candidate.priority == "urgent" and tenant.urgent_bypasses_quiet_hours)
+    quiet_end = quiet_until(due, tenant.quiet_hours, zone(contact.timezone, tenant.timezone))
+    exemption = (
+        "auto_reply"
+        if auto_reply
+        else "quiet_hours_override"
+        if wants_ignore
+        else "urgent_bypass"
+        if candidate.priority == "urgent" and tenant.urgent_bypasses_quiet_hours
+        else None
     )
-    if not exempt:
-        quiet_end = quiet_until(due, tenant.quiet_hours, zone(contact.timezone, tenant.timezone))
-        if quiet_end is not None:
-            return Decision(Verdict.DEFER, "quiet_hours", until=quiet_end)
+    if quiet_end is not None and exemption is None:
+        return Decision(Verdict.DEFER, "quiet_hours", until=quiet_end)
     if due != now:
         return Decision(Verdict.DEFER, "send_at", until=due)
-    if auto_reply:
-        return allow("auto_reply")
-    if wants_ignore:
-        return allow("quiet_hours_override")
-    return allow()
+    if quiet_end is not None and exemption is not None:
+        return allow(exemption)  # it would have waited: say what let it through
+    return allow("auto_reply" if auto_reply else "default")

@@ -12,11 +12,8 @@ from app.db import Database
 from app.messaging.inbox import store_callback
 from app.messaging.receipts import process_inbox_item
 from app.models import ChannelAccount, InboxItem, Message, MessageEvent
-from config import load_settings
 from tests.factories import TenantCtx
-
-# Inbox processing reads only the default TTL (for auto-replies) from the settings.
-SETTINGS = load_settings({})
+from tests.support.twilio import SETTINGS
 
 
 def accepted_message(client: FlaskClient, ctx: TenantCtx, db: Database, provider_id: str) -> str:

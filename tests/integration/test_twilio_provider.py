@@ -11,17 +11,14 @@ from sqlalchemy import func, select
 
 from app.db import Database
 from app.messaging.dispatch import dispatch_message
-from app.messaging.receipts import process_inbox_item
 from app.models import Contact, InboxItem, Message, MessageEvent
 from app.providers import twilio as twilio_module
 from app.providers import webhook_url
 from app.providers.twilio import EMPTY_TWIML
-from config import Settings, load_settings
+from config import Settings
 from scripts.fake_twilio import FakeTwilio, Reply, Rule, sign
 from tests.factories import TenantCtx, make_tenant_ctx
-
-# Inbox processing reads only the default TTL (for auto-replies) from the settings.
-SETTINGS = load_settings({})
+from tests.support.twilio import apply_all, post_callback, twilio_ctx
 
 
 @pytest.fixture
@@ -30,21 +27,6 @@ def fake() -> Iterator[FakeTwilio]:
     server = FakeTwilio(callback_delay=0).start()
     yield server
     server.stop()
-
-
-def twilio_ctx(
-    db: Database, fake: FakeTwilio, channels: tuple[str, ...] = ("sms", "mms")
-) -> TenantCtx:
-    return make_tenant_ctx(
-        db,
-        provider="twilio",
-        channels=channels,
-        credentials={
-            "account_sid": fake.account_sid,
-            "auth_token": fake.auth_token,
-            "base_url": fake.base_url,
-        },
-    )
 
 
 def queue(client: FlaskClient, ctx: TenantCtx, to: str = "+12025550100", **extra: object) -> str:
@@ -232,28 +214,6 @@ def test_fallback_goes_rcs_then_mms_then_sms_each_step_an_event(
 # -- callbacks
 
 
-def post_callback(
-    client: FlaskClient,
-    settings: Settings,
-    ctx: TenantCtx,
-    params: dict[str, str],
-    token: str,
-    *,
-    signature: str | None = None,
-    query: str = "",
-):  # type: ignore[no-untyped-def]
-    url = webhook_url(settings.public_base_url, "twilio", ctx.account_id)
-    signed_url = f"{url}?{query}" if query else url
-    headers = {"X-Twilio-Signature": signature or sign(token, signed_url, params)}
-    path = f"/webhooks/twilio/{ctx.account_id}" + (f"?{query}" if query else "")
-    return client.post(
-        path,
-        data=urlencode(params),
-        headers=headers,
-        content_type="application/x-www-form-urlencoded",
-    )
-
-
 def status_params(sid: str, status: str, **extra: str) -> dict[str, str]:
     return {
         "MessageSid": sid,
@@ -274,20 +234,6 @@ def accepted(
     sid = load(db, mid).provider_message_id
     assert sid is not None
     return mid, sid
-
-
-def apply_all(db: Database, account_id: str) -> list[str]:
-    with db.session() as s:
-        ids = s.scalars(
-            select(InboxItem.id)
-            .where(InboxItem.account_id == account_id, InboxItem.processed_at.is_(None))
-            .order_by(InboxItem.received_at, InboxItem.id)
-        ).all()
-    results = []
-    for item_id in ids:
-        with db.session() as s:
-            results.append(process_inbox_item(s, SETTINGS, item_id))
-    return results
 
 
 def test_signed_callbacks_are_stored_once_and_answered_with_empty_twiml(
