@@ -20,7 +20,7 @@ from datetime import timedelta
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from app.messaging.consent import record_consent
+from app.messaging.consent import current_state, record_consent
 from app.messaging.contacts import find_or_create_contact
 from app.messaging.intake import PolicyRefused, accept_intent
 from app.messaging.intents import SendIntent, request_hash
@@ -125,6 +125,11 @@ def _act_on_keyword(
     keyword: Keyword,
     source: str,
 ) -> None:
+    if keyword is Keyword.OPT_OUT and _opted_out_everywhere(session, contact):
+        # Already opted out: their confirmation went with the first STOP, and it is the
+        # one message allowed after an opt-out. Recorded, not answered.
+        record_note(session, inbound, "opted_out", source=source, data={"already": True})
+        return
     if keyword is Keyword.OPT_OUT:
         record_consent(
             session,
@@ -180,6 +185,13 @@ def _act_on_keyword(
         record_note(session, inbound, "auto_reply", source=source, reason=f"not_sent:{why}")
         return
     record_note(session, inbound, "auto_reply", source=source, data={"reply_id": reply.message.id})
+
+
+def _opted_out_everywhere(session: Session, contact: Contact) -> bool:
+    return all(
+        current_state(session, contact.tenant_id, contact.phone_index, channel).opted_out
+        for channel in ("sms", "mms", "rcs")
+    )
 
 
 def cancel_journey(session: Session, contact: Contact, journey_id: str, reply_id: str) -> int:

@@ -7,7 +7,6 @@ stop sending me updates" does not. Each tenant may replace any list or text.
 
 from __future__ import annotations
 
-import string
 import unicodedata
 from enum import StrEnum
 from typing import Any
@@ -41,14 +40,26 @@ DEFAULT_REPLIES: dict[Keyword, str] = {
     Keyword.HELP: "Reply STOP to unsubscribe, START to resubscribe. Msg&data rates may apply.",
 }
 
-_STRIP = string.punctuation + "\u00a1\u00bf\u2018\u2019\u201c\u201d\u2026"
+
+def _edge(c: str) -> bool:
+    """Whitespace, punctuation or a symbol (an emoji, say): ignored around a keyword."""
+    return c.isspace() or unicodedata.category(c)[0] in "PSZC"
+
+
+def _trim(text: str) -> str:
+    start, end = 0, len(text)
+    while start < end and _edge(text[start]):
+        start += 1
+    while end > start and _edge(text[end - 1]):
+        end -= 1
+    return text[start:end]
 
 
 def normalise(text: str | None) -> str | None:
     """The single word ``text`` is, upper-cased; None if it is not exactly one word."""
     if not text:
         return None
-    word = unicodedata.normalize("NFKC", text).strip().strip(_STRIP).strip()
+    word = _trim(unicodedata.normalize("NFKC", text))
     if not word or any(c.isspace() for c in word):
         return None
     return word.upper()
@@ -87,7 +98,7 @@ def reply_text(kind: Keyword, overrides: dict[str, Any] | None = None) -> str | 
 def validate_words(raw: str) -> list[str]:
     """A comma-separated keyword list, each a single word, or ValueError."""
     words = [w.strip() for w in raw.split(",") if w.strip()]
-    bad = [w for w in words if normalise(w) != w.upper().strip(_STRIP)]
+    bad = [w for w in words if normalise(w) is None]
     if bad or not words:
         raise ValueError("keywords must be single words, separated by commas")
     return [w.upper() for w in words]

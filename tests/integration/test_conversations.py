@@ -124,6 +124,11 @@ def test_an_opt_out_keyword_opts_out_and_cancels_what_waits(
     assert (reply.status, reply.priority) == ("queued", "urgent")
     assert "unsubscribed" in (reply.body or "")
     assert dispatch_message(db, settings, reply.id) == "accepted"
+    # A second STOP is noted and not answered: the confirmation went once.
+    inbound(client, settings, tw, fake, "STOP")
+    assert ("opted_out", None) in kinds(db, last_inbound(db, tw).id)
+    assert len(messages(db, tw, purpose="auto_reply:opt_out")) == 1
+    assert len(consents(client, db, tw)["history"]) == 1
     # And nothing else gets through.
     refused = send(client, tw)
     assert (refused["http_status"], refused["reason"], refused["rule"]) == (

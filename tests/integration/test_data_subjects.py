@@ -3,8 +3,6 @@ number or a body, in plaintext or in any ciphertext our keys can open."""
 
 from __future__ import annotations
 
-import contextlib
-import json
 import uuid
 from collections.abc import Iterator
 from typing import Any
@@ -15,11 +13,11 @@ from sqlalchemy import select
 
 from app.db import Database
 from app.messaging.dispatch import dispatch_message
-from app.models import Base, Erasure, InboxItem, Message
-from app.security.crypto import DecryptionError, keyring
+from app.models import Erasure, InboxItem, Message
 from config import Settings
 from scripts.fake_twilio import FakeTwilio
 from tests.factories import TenantCtx, add_api_key
+from tests.support.pii import forms, leaks
 from tests.support.twilio import apply_all, post_callback, twilio_ctx
 
 PHONE = "+13125550172"  # used by no other test: the scan below looks for it everywhere
@@ -35,30 +33,6 @@ def fake() -> Iterator[FakeTwilio]:
 
 def admin(db: Database, ctx: TenantCtx) -> dict[str, str]:
     return {"Authorization": f"Bearer {add_api_key(db, ctx.tenant_id, ('admin',))}"}
-
-
-def forms(phone: str) -> list[str]:
-    """The ways a number appears in stored data: E.164, digits, form-encoded."""
-    return [phone, phone.lstrip("+"), phone.replace("+", "%2B"), phone[2:]]
-
-
-def leaks(db: Database, needles: list[str]) -> list[str]:
-    """Every (table, column) whose value, or whose decryption, contains a needle."""
-    found = []
-    with db.engine.connect() as conn:
-        for table in Base.metadata.sorted_tables:
-            for row in conn.execute(table.select()).mappings():
-                for column, value in row.items():
-                    if value is None:
-                        continue
-                    text = value if isinstance(value, str) else json.dumps(value, default=str)
-                    candidates = [text]
-                    if isinstance(value, str):
-                        with contextlib.suppress(DecryptionError, ValueError):
-                            candidates.append(keyring().decrypt(value))
-                    if any(n in c for n in needles for c in candidates):
-                        found.append(f"{table.name}.{column}")
-    return found
 
 
 def test_export_then_erasure_leaves_nothing_readable(

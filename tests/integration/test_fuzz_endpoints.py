@@ -120,6 +120,71 @@ def test_reads_and_cancel_never_answer_5xx(
     check(client.get("/v1/messages?" + urlencode(query), headers=admin.headers))
 
 
+phones = st.sampled_from(["+12025550100", "+4420", "", "\x00", " 12025550100"]) | st.text(
+    max_size=20
+)
+
+
+@pytest.fixture
+def everything(db: Database) -> TenantCtx:
+    """A tenant whose key holds every scope."""
+    return make_tenant_ctx(
+        db, scopes=("messages:write", "messages:read", "consents:write", "consents:read", "admin")
+    )
+
+
+@FUZZ
+@given(
+    body=bodies,
+    content_type=content_types,
+    phone=phones,
+    rule_id=path_text,
+    consent=st.fixed_dictionaries(
+        {},
+        optional={
+            "phone": phones,
+            "channel": st.sampled_from(["sms", "all", "fax"]) | json_values,
+            "status": st.sampled_from(["opted_in", "opted_out", "x"]) | json_values,
+            "source": st.sampled_from(["api", "import", "keyword"]) | json_values,
+            "evidence": json_values,
+            "jurisdiction": st.text(max_size=10),
+        },
+    ),
+    rule=st.fixed_dictionaries(
+        {},
+        optional={
+            "name": json_values,
+            "match": st.sampled_from(["any", "keywords", "area_code", "x"]) | json_values,
+            "values": json_values | st.lists(st.text(max_size=10), max_size=3),
+            "action": st.sampled_from(["tag", "escalate", "create_lead"]) | json_values,
+            "target": json_values,
+            "final": json_values,
+        },
+    ),
+)
+def test_consent_contact_and_rule_endpoints_never_answer_5xx(
+    client: FlaskClient,
+    everything: TenantCtx,
+    body: bytes,
+    content_type: str,
+    phone: str,
+    rule_id: str,
+    consent: dict[str, Any],
+    rule: dict[str, Any],
+) -> None:
+    h = everything.headers
+    q = {"phone": phone}
+    for path in ("/v1/consents", "/v1/routing-rules"):
+        check(client.post(path, data=body, headers=h, content_type=content_type))
+    check(client.post("/v1/consents", json=consent, headers=h))
+    check(client.post("/v1/routing-rules", json=rule, headers=h))
+    check(client.put("/v1/contacts/timezone", query_string=q, data=body, headers=h))
+    check(client.get("/v1/consents", query_string=q, headers=h))
+    check(client.get("/v1/contacts/export", query_string=q, headers=h))
+    check(client.delete("/v1/contacts", query_string=q, headers=h))
+    check(client.delete(f"/v1/routing-rules/{rule_id}", headers=h))
+
+
 @FUZZ
 @given(auth=header_text)
 def test_any_authorization_header_is_a_clean_401(client: FlaskClient, auth: str) -> None:
