@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from datetime import timedelta
 
 from celery import Celery
-from sqlalchemy import delete, event, select
+from sqlalchemy import delete, event, inspect, select
 from sqlalchemy.orm import Session
 
 from app.db import Database
@@ -61,11 +61,18 @@ def install_outbox(db: Database, celery: Celery) -> None:
     """Publish a session's outbox rows after it commits; forget them if it rolls back."""
 
     def after_commit(session: Session) -> None:
+        if session.in_nested_transaction():
+            return  # a savepoint was released: the rows are not committed until the outer one
         rows = session.info.pop(_PENDING, None)
         if rows:
             publish_rows(celery, db, rows)
 
     def after_rollback(session: Session) -> None:
+        if session.in_nested_transaction():
+            # A savepoint rolled back: forget only the rows written inside it.
+            pending = session.info.get(_PENDING, [])
+            session.info[_PENDING] = [r for r in pending if inspect(r).persistent]
+            return
         session.info.pop(_PENDING, None)
 
     event.listen(db.sessionmaker, "after_commit", after_commit)

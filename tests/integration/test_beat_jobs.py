@@ -141,3 +141,29 @@ def test_rollback_publishes_nothing(app: Flask, db: Database) -> None:
     finally:
         celery.send_task = original
     assert published == []
+
+
+def test_rows_owed_in_a_savepoint_are_published_with_the_outer_commit_only(
+    app: Flask, db: Database
+) -> None:
+    celery = app.extensions["celery"]
+    published: list[list[str]] = []
+    original = celery.send_task
+    celery.send_task = lambda name, args, queue, **kw: published.append(args)
+    try:
+        with db.sessionmaker() as s:
+            enqueue(s, "dispatch_message", ["msg_outer"], "dispatch.normal")
+            s.flush()
+            with s.begin_nested():
+                enqueue(s, "dispatch_message", ["msg_kept"], "dispatch.normal")
+            assert published == []  # a released savepoint is not a commit
+            try:
+                with s.begin_nested():
+                    enqueue(s, "dispatch_message", ["msg_undone"], "dispatch.normal")
+                    raise LookupError("refused")
+            except LookupError:
+                pass
+            s.commit()
+    finally:
+        celery.send_task = original
+    assert published == [["msg_outer"], ["msg_kept"]]
