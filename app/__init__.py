@@ -12,10 +12,11 @@ from config.logging import configure_logging
 
 def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     """Build the web app; ``test_config`` may carry ``settings`` and Flask overrides."""
-    from app.api import admin, consents, contacts, health, messages, rules, webhooks
+    from app.api import admin, consents, contacts, crm, health, messages, rules, webhooks
     from app.api.errors import register_error_handlers
     from app.api.session import close_request_session
     from app.broker import create_celery
+    from app.crm.owed import install_crm_hook
     from app.db import make_database
     from app.messaging.ratelimit import make_limiter
     from app.observability import init_sentry
@@ -35,6 +36,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     db = make_database(settings)
     celery = create_celery(settings)
     install_outbox(db, celery)
+    install_crm_hook(db.sessionmaker)
     app.extensions["switchboard.settings"] = settings
     app.extensions["switchboard.db"] = db
     app.extensions["celery"] = celery
@@ -51,5 +53,6 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     app.register_blueprint(consents.bp)
     app.register_blueprint(contacts.bp)
     app.register_blueprint(rules.bp)
+    app.register_blueprint(crm.bp)
     app.teardown_appcontext(close_request_session)
     return app

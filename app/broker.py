@@ -44,6 +44,8 @@ class TaskNames:
     REDRIVE_INBOX = "redrive_inbox"
     PURGE_INBOX = "purge_inbox"
     RECONCILE = "reconcile_stuck_messages"
+    CRM_SYNC = "crm_sync_contact"
+    CRM_REDRIVE = "crm_redrive_syncs"
 
 
 class FlaskTask(Task):  # type: ignore[misc]

@@ -470,14 +470,20 @@ def rules_remove(tenant_id: str, rule_id: str, as_json: bool) -> None:
 @json_option
 def stuck(older_than: timedelta | None, tenant_id: str | None, limit: int, as_json: bool) -> None:
     """Messages stuck in a non-final state past its SLA: ids, states and ages, no PII."""
+    from app.crm.syncs import stuck_syncs
     from app.messaging.stuck import Window, stuck_report
 
     with _session() as (session, settings):
         report = stuck_report(
             session, Window(settings.stuck_sla, older_than), tenant_id=tenant_id, limit=limit
         )
-    # CRM syncs join this report once CRM connectors write them; none are owed until then.
-    report["syncs"] = []
+        report["syncs"] = stuck_syncs(
+            session,
+            timedelta(seconds=settings.crm_sync_sla_seconds),
+            older_than=older_than,
+            tenant_id=tenant_id,
+            limit=limit,
+        )
     if as_json:
         click.echo(json.dumps(report))
         return
@@ -493,14 +499,21 @@ def stuck(older_than: timedelta | None, tenant_id: str | None, limit: int, as_js
             f"{m['id']}  {m['tenant_id']}  {m['status']:<10} {m['age_seconds']:>9.0f}s  "
             f"{m['reason']}  (last: {last.get('kind')} {last.get('to')} {last.get('reason') or ''})"
         )
+    click.echo(f"{len(report['syncs'])} CRM sync(s) stuck or dead-lettered")
+    for sy in report["syncs"]:
+        click.echo(
+            f"sync {sy['id']}  {sy['tenant_id']}  {sy['action']:<11} {sy['status']:<8} "
+            f"{sy['age_seconds']:>9.0f}s  attempts {sy['attempts']}  {sy['reason']}"
+        )
 
 
 @main.command("redrive")
-@click.option("--id", "ids", multiple=True, help="A message id (repeatable).")
+@click.option("--id", "ids", multiple=True, help="A message id, or with --syncs a sync id.")
 @click.option("--status", default=None, help="Every message in this state...")
 @click.option("--older-than", callback=_duration, default=None, help="...for longer than this.")
 @click.option("--tenant", "tenant_id", default=None, help="Only this tenant's messages.")
 @click.option("--dry-run", is_flag=True, help="Say what would be done; change nothing.")
+@click.option("--syncs", is_flag=True, help="Re-drive dead-lettered CRM syncs instead.")
 @json_option
 def redrive_command(
     ids: tuple[str, ...],
@@ -508,12 +521,20 @@ def redrive_command(
     older_than: timedelta | None,
     tenant_id: str | None,
     dry_run: bool,
+    syncs: bool,
     as_json: bool,
 ) -> None:
-    """Re-drive stuck messages safely: a possibly-sent one is checked with its provider first."""
+    """Re-drive stuck messages safely: a possibly-sent one is checked with its provider first.
+
+    With --syncs: put dead-lettered CRM syncs (--id N..., or all, or a --tenant's) back in line.
+    """
     from app.messaging.reconcile import redrive, select_ids
     from app.messaging.states import Status
     from app.messaging.stuck import WHY
+
+    if syncs:
+        _redrive_syncs(ids, tenant_id, dry_run, as_json)
+        return
 
     if bool(ids) == bool(status):
         raise click.UsageError("give --id ID..., or --status S --older-than D")
@@ -535,6 +556,54 @@ def redrive_command(
     for a in actions:
         click.echo(f"{a['id']}  {a['status']:<10} -> {a['action']}  {a['detail']}")
     click.echo(f"{len(actions)} message(s){' (dry run: nothing changed)' if dry_run else ''}")
+
+
+def _redrive_syncs(
+    ids: tuple[str, ...], tenant_id: str | None, dry_run: bool, as_json: bool
+) -> None:
+    from app.crm.syncs import redrive_dead
+
+    if not all(i.isdigit() for i in ids):
+        raise click.BadParameter("sync ids are numbers", param_hint="--id")
+    with _session() as (session, _settings):
+        done = redrive_dead(session, [int(i) for i in ids] or None, tenant_id, dry_run)
+    if as_json:
+        click.echo(json.dumps({"dry_run": dry_run, "syncs": done}))
+        return
+    for d in done:
+        click.echo(f"sync {d['id']}  {d['tenant_id']}  -> {d['action']}")
+    click.echo(f"{len(done)} sync(s){' (dry run: nothing changed)' if dry_run else ''}")
+
+
+@main.group()
+def crm() -> None:
+    """CRM connections."""
+
+
+@crm.command("connect")
+@click.option("--tenant", "tenant_id", required=True)
+@click.option("--kind", required=True, type=click.Choice(["hubspot", "salesforce", "webhook"]))
+@click.option("--token", default=None, help="hubspot, salesforce: the access token.")
+@click.option("--base-url", default=None, help="hubspot: the API (default api.hubapi.com).")
+@click.option("--instance-url", default=None, help="salesforce: https://yours.my.salesforce.com")
+@click.option("--url", default=None, help="webhook: where to POST the signed events.")
+@click.option("--secret", default=None, help="webhook: whsec_... (Standard Webhooks).")
+@json_option
+def crm_connect(tenant_id: str, kind: str, as_json: bool, **given: str | None) -> None:
+    """Connect a tenant to a CRM (credentials are stored encrypted)."""
+    from app.crm.connections import InvalidConnection, connect
+    from app.models import Tenant
+
+    with _session() as (session, _settings):
+        if session.get(Tenant, tenant_id) is None:
+            raise click.BadParameter("no such tenant", param_hint="--tenant")
+        try:
+            connection_id = connect(session, tenant_id, kind, given).id
+        except InvalidConnection as exc:
+            raise click.BadParameter(
+                str(exc), param_hint=f"--{exc.field.replace('_', '-')}"
+            ) from None
+    _emit(as_json, {"id": connection_id}, f"CRM connection {connection_id}")
 
 
 @main.command("schema")

@@ -84,6 +84,15 @@ class Settings:
     tenant_api_burst: float = 200.0
     # Namespaces every broker key (kombu's global_keyprefix): several deployments, one Redis.
     broker_keyprefix: str | None = None
+    # CRM syncs: beat re-drives due ones and sweeps for missing ones this often; a sync not
+    # done within the SLA is reported stuck; 5xx and timeouts back off (base doubling to the
+    # max, jittered) for up to this many attempts (about three hours), then dead-letter.
+    crm_sync_interval: float = 10.0
+    crm_sync_sla_seconds: float = 600.0
+    crm_max_attempts: int = 40
+    crm_retry_base_seconds: float = 2.0
+    crm_retry_max_seconds: float = 300.0
+    crm_sweep_window_seconds: float = 24 * 3600.0
 
     @property
     def stuck_sla(self) -> dict[str, float]:
@@ -349,4 +358,10 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         inbox_lost_after_seconds=_float(env, "INBOX_LOST_AFTER_SECONDS", 600.0),
         tenant_api_rate=_float(env, "TENANT_API_RATE", 100.0),
         tenant_api_burst=_float(env, "TENANT_API_BURST", 200.0),
+        crm_sync_interval=_float(env, "CRM_SYNC_INTERVAL", 10.0),
+        crm_sync_sla_seconds=_float(env, "CRM_SYNC_SLA_SECONDS", 600.0),
+        crm_max_attempts=_int(env, "CRM_MAX_ATTEMPTS", 40, minimum=1),
+        crm_retry_base_seconds=_float(env, "CRM_RETRY_BASE_SECONDS", 2.0),
+        crm_retry_max_seconds=_float(env, "CRM_RETRY_MAX_SECONDS", 300.0),
+        crm_sweep_window_seconds=_float(env, "CRM_SWEEP_WINDOW_SECONDS", 24 * 3600.0),
     )

@@ -24,4 +24,5 @@ def beat_schedule(settings: Settings) -> dict[str, dict[str, Any]]:
         "redrive-inbox": entry(TaskNames.REDRIVE_INBOX, settings.inbox_redrive_interval),
         "purge-inbox": entry(TaskNames.PURGE_INBOX, settings.inbox_purge_interval),
         "reconcile": entry(TaskNames.RECONCILE, settings.reconcile_interval),
+        "crm-redrive": entry(TaskNames.CRM_REDRIVE, settings.crm_sync_interval),
     }

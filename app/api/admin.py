@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
 from flask import Blueprint, current_app, g, request
@@ -10,6 +11,7 @@ from app.api.auth import require_scope
 from app.api.bodies import json_object
 from app.api.errors import Problem
 from app.api.session import get_db, request_session
+from app.crm.syncs import redrive_dead, stuck_syncs
 from app.messaging.reconcile import redrive, select_ids
 from app.messaging.stuck import WHY, Window, parse_duration, stuck_report
 from app.models.types import is_id
@@ -38,8 +40,15 @@ def stuck() -> Any:
     except ValueError as exc:
         raise _bad("older_than", str(exc)) from None
     window = Window(settings.stuck_sla, older_than)
-    report = stuck_report(request_session(), window, tenant_id=g.tenant_id)
-    return {**report, "syncs": []}
+    session = request_session()
+    report = stuck_report(session, window, tenant_id=g.tenant_id)
+    syncs = stuck_syncs(
+        session,
+        timedelta(seconds=settings.crm_sync_sla_seconds),
+        older_than=older_than,
+        tenant_id=g.tenant_id,
+    )
+    return {**report, "syncs": syncs}
 
 
 @bp.post("/redrive")
@@ -74,3 +83,24 @@ def redrive_messages() -> Any:
     request_session().close()
     actions = redrive(get_db(), chosen, dry_run=dry_run, actor="api", tenant_id=g.tenant_id)
     return {"dry_run": dry_run, "messages": [a.as_dict() for a in actions]}
+
+
+@bp.post("/redrive/syncs")
+@require_scope("admin")
+def redrive_syncs() -> Any:
+    """``{"ids": [n, ...]}`` or ``{}`` for every dead-lettered sync of the tenant."""
+    payload = json_object()
+    ids = payload.get("ids")
+    dry_run = payload.get("dry_run", False)
+    if not isinstance(dry_run, bool):
+        raise _bad("dry_run", "must be true or false")
+    if ids is not None and (
+        not isinstance(ids, list)
+        or not 0 < len(ids) <= MAX_REDRIVE
+        or not all(isinstance(i, int) and not isinstance(i, bool) and i > 0 for i in ids)
+    ):
+        raise _bad("ids", f"1 to {MAX_REDRIVE} sync ids (numbers)")
+    session = request_session()
+    done = redrive_dead(session, ids, g.tenant_id, dry_run)
+    session.commit()
+    return {"dry_run": dry_run, "syncs": done}

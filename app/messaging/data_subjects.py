@@ -30,6 +30,7 @@ from app.models import (
     ChannelAccount,
     ConsentRecord,
     Contact,
+    CrmSync,
     Erasure,
     InboxItem,
     Message,
@@ -144,6 +145,13 @@ def erase(session: Session, tenant_id: str, phone: str, requested_by: str | None
                 .execution_options(synchronize_session=False)
             )
             counts["events"] = int(getattr(scrubbed, "rowcount", 0) or 0)
+        # CRM syncs hold ids only, but a CRM's error text may quote the number.
+        session.execute(
+            update(CrmSync)
+            .where(CrmSync.contact_id == contact.id)
+            .values(last_error=None)
+            .execution_options(synchronize_session=False)
+        )
         contact.phone = ""
         contact.phone_index = f"erased:{contact.id}"
         contact.timezone = None

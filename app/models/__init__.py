@@ -4,6 +4,7 @@ from app.models.account import ChannelAccount, WebhookSecret
 from app.models.base import Base
 from app.models.consent import ConsentRecord, Erasure, Suppression
 from app.models.contact import Contact
+from app.models.crm import CrmConnection, CrmSync
 from app.models.inbox import InboxItem
 from app.models.message import Message, MessageEvent
 from app.models.outbox import OutboxRow
@@ -17,6 +18,8 @@ __all__ = [
     "ChannelAccount",
     "ConsentRecord",
     "Contact",
+    "CrmConnection",
+    "CrmSync",
     "Erasure",
     "InboxItem",
     "Message",

@@ -84,14 +84,6 @@ def is_retryable_status(status: int) -> bool:
     return status >= 500
 
 
-def retry_after_seconds(value: str | None, default: float = 1.0) -> float:
-    """A ``Retry-After`` header in seconds (dates and junk fall back to ``default``)."""
-    try:
-        return min(3600.0, max(0.0, float(value))) if value else default
-    except ValueError:
-        return default
-
-
 class SignatureError(Exception):
     """The webhook is not provably from the provider: nothing of it may be stored."""
 

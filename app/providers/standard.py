@@ -31,10 +31,10 @@ from app.providers.base import (
     ThrottledError,
     WebhookRequest,
     is_retryable_status,
-    retry_after_seconds,
 )
 from app.providers.canonical import CanonicalEvent
 from app.providers.signing import is_valid_secret, sign_headers, verify
+from app.retry_after import retry_after_seconds
 
 SEND_TIMEOUT = (3.05, 10)  # connect, read: seconds
 MAX_WEBHOOK_ID = 200

@@ -40,10 +40,10 @@ from app.providers.base import (
     ThrottledError,
     WebhookRequest,
     is_retryable_status,
-    retry_after_seconds,
 )
 from app.providers.canonical import CanonicalEvent
 from app.providers.standard import event_errors
+from app.retry_after import retry_after_seconds
 
 DEFAULT_BASE_URL = "https://api.twilio.com"
 SEND_TIMEOUT = (3.05, 10)  # connect, read: seconds

@@ -1,0 +1,57 @@
+"""/v1/admin/crm/connections: the tenant's CRM connections (admin scope)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Blueprint, g
+
+from app.api.auth import require_scope
+from app.api.bodies import json_object
+from app.api.errors import Problem
+from app.api.session import request_session
+from app.crm.connections import InvalidConnection, connect, connection_view, list_connections
+from app.models import CrmConnection
+from app.models.types import is_id
+
+bp = Blueprint("crm", __name__, url_prefix="/v1/admin/crm/connections")
+
+
+@bp.post("")
+@require_scope("admin")
+def create() -> Any:
+    payload = json_object()
+    kind = payload.get("kind")
+    session = request_session()
+    try:
+        if not isinstance(kind, str):
+            raise InvalidConnection("kind", "required: hubspot, salesforce or webhook")
+        connection = connect(session, g.tenant_id, kind, payload)
+    except InvalidConnection as exc:
+        raise Problem(
+            422,
+            "validation_failed",
+            "bad CRM connection",
+            errors=[{"field": exc.field, "code": "invalid", "message": str(exc)}],
+        ) from None
+    session.commit()
+    return connection_view(connection), 201
+
+
+@bp.get("")
+@require_scope("admin")
+def list_() -> Any:
+    return {"data": [connection_view(c) for c in list_connections(request_session(), g.tenant_id)]}
+
+
+@bp.delete("/<connection_id>")
+@require_scope("admin")
+def disconnect(connection_id: str) -> Any:
+    """Stop writing to this CRM; syncs still owed to it are dead-lettered when reached."""
+    session = request_session()
+    connection = session.get(CrmConnection, connection_id) if is_id(connection_id, "crm") else None
+    if connection is None or connection.tenant_id != g.tenant_id:
+        raise Problem(404, "not_found", "no CRM connection with this id")
+    connection.active = False
+    session.commit()
+    return connection_view(connection)

@@ -1,0 +1,89 @@
+"""Connecting a tenant to a CRM: what each kind needs, checked before anything is stored."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+from urllib.parse import urlparse
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from app.crm import CONNECTORS
+from app.models import CrmConnection
+from app.models.types import new_id, utcnow
+
+# What each kind needs (required) and may take (optional).
+FIELDS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
+    "hubspot": (("token",), ("base_url",)),
+    "salesforce": (("instance_url", "token"), ()),
+    "webhook": (("url", "secret"), ()),
+}
+
+
+class InvalidConnection(ValueError):
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(message)
+        self.field = field
+
+
+def _url(field: str, value: str) -> str:
+    parsed = urlparse(value)
+    if parsed.scheme not in ("http", "https") or not parsed.netloc:
+        raise InvalidConnection(field, "must be an http(s) URL")
+    return value.rstrip("/")
+
+
+def validate(kind: str, given: dict[str, Any]) -> dict[str, str]:
+    if kind not in CONNECTORS:
+        raise InvalidConnection("kind", f"must be one of {', '.join(sorted(CONNECTORS))}")
+    required, optional = FIELDS[kind]
+    config: dict[str, str] = {}
+    for name in (*required, *optional):
+        value = given.get(name)
+        if value is None or value == "":
+            if name in required:
+                raise InvalidConnection(name, f"{kind} needs {name}")
+            continue
+        if not isinstance(value, str) or len(value) > 2000:
+            raise InvalidConnection(name, "must be a string of at most 2000 characters")
+        config[name] = _url(name, value) if name.endswith("url") else value
+    if kind == "webhook" and not config["secret"].startswith("whsec_"):
+        raise InvalidConnection("secret", "must be a Standard Webhooks secret (whsec_...)")
+    return config
+
+
+def connect(session: Session, tenant_id: str, kind: str, given: dict[str, Any]) -> CrmConnection:
+    connection = CrmConnection(
+        id=new_id("crm"),
+        tenant_id=tenant_id,
+        kind=kind,
+        config=json.dumps(validate(kind, given)),  # the column type encrypts it
+        active=True,
+        created_at=utcnow(),
+    )
+    session.add(connection)
+    session.flush()
+    return connection
+
+
+def connection_view(connection: CrmConnection) -> dict[str, Any]:
+    """Never the token or the secret."""
+    config = json.loads(connection.config)
+    return {
+        "id": connection.id,
+        "kind": connection.kind,
+        "active": connection.active,
+        "url": config.get("base_url") or config.get("instance_url") or config.get("url"),
+        "created_at": connection.created_at.isoformat(),
+    }
+
+
+def list_connections(session: Session, tenant_id: str) -> list[CrmConnection]:
+    return list(
+        session.scalars(
+            select(CrmConnection)
+            .where(CrmConnection.tenant_id == tenant_id)
+            .order_by(CrmConnection.created_at)
+        )
+    )
