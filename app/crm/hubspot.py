@@ -137,9 +137,9 @@ class HubSpot(Connector):
 def _classify(response: Any, what: str) -> CrmError:
     if response.status_code == 429:
         # HubSpot's rolling windows: Retry-After when given, else the window's length.
-        interval = response.headers.get("X-HubSpot-RateLimit-Interval-Milliseconds")
         wait = retry_after_seconds(response.headers.get("Retry-After"), default=0.0)
-        if not wait and interval:
-            wait = retry_after_seconds(interval, default=10_000.0) / 1000
-        return CrmThrottled(f"{what}: HubSpot rate limit", wait or 10.0)
+        if not wait:
+            interval = response.headers.get("X-HubSpot-RateLimit-Interval-Milliseconds", "")
+            wait = int(interval) / 1000 if interval.isdigit() else 10.0
+        return CrmThrottled(f"{what}: HubSpot rate limit", min(wait, 3600.0))
     return classify_http(response, what)
