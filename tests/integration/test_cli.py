@@ -108,6 +108,12 @@ def test_bad_input_is_refused_with_a_reason(backend: Backend) -> None:
         (f"rules add --tenant {t} --name r --match keywords --action escalate", "needs"),
         (f"rules add --tenant {t} --name r --match any --action tag", "target"),
         (f"rules remove --tenant {t} --id rul_missing", "no such rule"),
+        (f"crm connect --tenant {t} --kind hubspot", "hubspot needs token"),
+        (f"crm connect --tenant {t} --kind salesforce --token x", "instance_url"),
+        (f"crm connect --tenant {t} --kind webhook --url https://x.example --secret s", "whsec_"),
+        (f"crm connect --tenant {t} --kind zoho --token x", "hubspot"),
+        ("crm connect --tenant ten_missing --kind hubspot --token x", "no such tenant"),
+        ("redrive --syncs --id abc", "sync ids are numbers"),
         ("keys create --tenant ten_missing", "no tenant"),
         (f"keys create --tenant {t} --scopes superuser", "unknown scopes"),
         (f"accounts create --tenant {t} --provider standard --sender x", "--base-url"),
@@ -166,6 +172,10 @@ def test_tenant_policy_and_routing_rules_from_the_cli(backend: Backend) -> None:
     assert [r["id"] for r in run_json(backend, f"rules list --tenant {t}")["rules"]] == [
         second["id"]
     ]
+    assert run_json(backend, f"redrive --syncs --tenant {t} --dry-run") == {
+        "dry_run": True,
+        "syncs": [],
+    }
 
 
 def test_generated_encryption_key_is_accepted_by_the_settings(backend: Backend) -> None:

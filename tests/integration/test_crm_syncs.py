@@ -374,6 +374,31 @@ def test_a_permanent_error_is_dead_lettered_and_can_be_redriven(
     assert len(activities(crm)) == 1
 
 
+def test_support_staff_see_and_redrive_dead_syncs_over_the_api(
+    client: FlaskClient, db: Database, settings: Settings, tw: TenantCtx, twilio: FakeTwilio
+) -> None:
+    hub = FakeHubSpot().start()
+    try:
+        connect(client, db, tw, hub)
+        hub.token = "rotated"
+        reply(client, db, settings, tw, twilio, "+12025550120", "hi")
+        drain(db, settings, tw.tenant_id)
+        headers = {"Authorization": f"Bearer {add_api_key(db, tw.tenant_id, ('admin',))}"}
+        stuck = client.get("/v1/admin/stuck", headers=headers).get_json()["syncs"]
+        assert stuck and {s["status"] for s in stuck} == {"dead"}
+        assert {s["reason"] for s in stuck} == {"permanent"}
+        bad = client.post("/v1/admin/redrive/syncs", json={"ids": ["x"]}, headers=headers)
+        assert bad.status_code == 422
+        hub.token = FakeHubSpot.token
+        r = client.post("/v1/admin/redrive/syncs", json={}, headers=headers)
+        assert r.status_code == 200 and len(r.get_json()["syncs"]) == len(stuck)
+        drain(db, settings, tw.tenant_id)
+        assert client.get("/v1/admin/stuck", headers=headers).get_json()["syncs"] == []
+        assert len(hub.communications()) == 1
+    finally:
+        hub.stop()
+
+
 # -- what is owed, and the sweep
 
 

@@ -162,7 +162,7 @@ def everything(db: Database) -> TenantCtx:
         },
     ),
 )
-def test_consent_contact_and_rule_endpoints_never_answer_5xx(
+def test_consent_contact_rule_and_crm_endpoints_never_answer_5xx(
     client: FlaskClient,
     everything: TenantCtx,
     body: bytes,
@@ -174,8 +174,15 @@ def test_consent_contact_and_rule_endpoints_never_answer_5xx(
 ) -> None:
     h = everything.headers
     q = {"phone": phone}
-    for path in ("/v1/consents", "/v1/routing-rules"):
+    for path in (
+        "/v1/consents",
+        "/v1/routing-rules",
+        "/v1/admin/crm/connections",
+        "/v1/admin/redrive/syncs",
+    ):
         check(client.post(path, data=body, headers=h, content_type=content_type))
+    check(client.post("/v1/admin/crm/connections", json={**rule, **consent}, headers=h))
+    check(client.delete(f"/v1/admin/crm/connections/{rule_id}", headers=h))
     check(client.post("/v1/consents", json=consent, headers=h))
     check(client.post("/v1/routing-rules", json=rule, headers=h))
     check(client.put("/v1/contacts/timezone", query_string=q, data=body, headers=h))
