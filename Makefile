@@ -44,6 +44,7 @@ unit: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python scripts/bench/run.py
 	$(BIN)/python scripts/bench/dispatch.py
+	$(BIN)/python scripts/bench/crm.py
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache .hypothesis

@@ -18,7 +18,7 @@ import threading
 import time
 from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from typing import Any, Self
 
 MODES = ("ok", "throttle", "error", "down")
 Answer = tuple[int, Any, dict[str, str]]
@@ -43,7 +43,7 @@ class FakeCrm:
         host, port = self._server.server_address[:2]
         return f"http://{host!s}:{port}"
 
-    def start(self) -> FakeCrm:
+    def start(self) -> Self:
         threading.Thread(target=self._server.serve_forever, daemon=True).start()
         return self
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import itertools
 import re
+import time
 from datetime import UTC, datetime
 from typing import Any
 
@@ -29,6 +30,7 @@ class FakeHubSpot(FakeCrm):
         super().__init__(host, port)
         self.objects: dict[str, dict[str, dict[str, Any]]] = {"contacts": {}, "communications": {}}
         self._ids = itertools.count(1001)
+        self.created_ts: dict[str, float] = {}  # object id -> when it was created (time.time)
 
     # -- what tests read
     def contacts(self) -> list[dict[str, Any]]:
@@ -126,6 +128,7 @@ class FakeHubSpot(FakeCrm):
             "associations": associations,
         }
         store[object_id] = record
+        self.created_ts[object_id] = time.time()
         return 201, _public(record), {}
 
     def _search(self, store: dict[str, Any], body: dict[str, Any]) -> dict[str, Any]:

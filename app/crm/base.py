@@ -65,6 +65,9 @@ class SyncRequest:
     message: MessageFacts | None = None
     known_activity: str | None = None  # the CRM's id for this message's activity
     details: dict[str, Any] = field(default_factory=dict)  # consent or routing facts
+    # No earlier try of this sync can have reached the CRM: lookups that guard a replay
+    # (did a lost answer already create this activity?) may be skipped.
+    first_try: bool = False
 
 
 @dataclass(frozen=True)

@@ -105,9 +105,10 @@ class HubSpot(Connector):
             "switchboard_direction": message.direction,
             "switchboard_status": message.status,
         }
-        activity = request.known_activity or self._search(
-            "communications", "switchboard_message_id", message.id
-        )
+        activity = request.known_activity
+        if activity is None and not request.first_try:
+            # An earlier try may have created it and lost the answer: find it, never double it.
+            activity = self._search("communications", "switchboard_message_id", message.id)
         if activity is not None:  # a later status of the same message: update it
             self._call(
                 "PATCH", f"/crm/v3/objects/communications/{activity}", {"properties": properties}

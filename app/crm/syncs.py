@@ -119,8 +119,14 @@ def claim_next(db: Database, connection_id: str, contact_id: str) -> Claimed | s
             else None,
             known_activity=known_activity or None,
             details=dict(sync.payload),
+            # Never claimed before: no lease ran out, no attempt or throttle was recorded.
+            first_try=sync.status == "pending"
+            and sync.attempts == 0
+            and sync.throttles == 0
+            and not sync.result.get("claimed"),
         )
         sync.status, sync.next_attempt_at = "running", now + LEASE
+        sync.result = {**sync.result, "claimed": True}
         return Claimed(sync.id, connection.kind, json.loads(connection.config), request)
 
 

@@ -227,7 +227,8 @@ def test_a_replayed_webhook_and_a_replayed_sync_create_nothing(
     # As if a worker died after the CRM took the write and before it was recorded.
     with db.session() as s:
         for sync in s.scalars(select(CrmSync).where(CrmSync.tenant_id == tw.tenant_id)):
-            sync.status, sync.next_attempt_at, sync.result = "pending", utcnow(), {}
+            # Claimed (the claim committed), written, and the answer lost: its lease runs out.
+            sync.status, sync.next_attempt_at, sync.result = "pending", utcnow(), {"claimed": True}
     drain(db, settings, tw.tenant_id)
     if isinstance(crm, FakeProvider):
         ids = [r["data"]["message"]["id"] for r in activities(crm)]
