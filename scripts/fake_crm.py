@@ -35,8 +35,7 @@ class FakeCrm:
         self.retry_after = 1.0
         self.requests: list[tuple[str, str]] = []  # (method, path) of every call that came in
         self.lock = threading.Lock()
-        self._server = ThreadingHTTPServer((host, port), _handler(self))
-        self._server.daemon_threads = True
+        self._server = _Server((host, port), _handler(self))
 
     @property
     def base_url(self) -> str:
@@ -67,6 +66,12 @@ class FakeCrm:
 
     def authorized(self, header: str) -> bool:
         return header == f"Bearer {self.token}"
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    # A CRM takes many connections at once; the default backlog of 5 refuses them.
+    request_queue_size = 256
 
 
 def _handler(fake: FakeCrm) -> type[BaseHTTPRequestHandler]:

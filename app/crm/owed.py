@@ -31,6 +31,7 @@ from app.outbox import enqueue
 FINAL_FOR_CRM = ("delivered", "read", "failed", "undelivered", "expired", "canceled")
 ROUTING_KINDS = ("routed", "escalated")
 _SEEN = "switchboard.crm.facts"
+_TASKS = "switchboard.crm.tasks"
 
 
 @dataclass(frozen=True)
@@ -112,9 +113,18 @@ def owe(session: Session, facts: Iterable[Owed]) -> int:
             )
             tasks.add((connection_id, fact.contact_id))
             written += 1
-    for connection_id, contact_id in sorted(tasks):
-        enqueue(session, TaskNames.CRM_SYNC, [connection_id, contact_id], QueueNames.CRM)
+    # One task per contact and connection per transaction: it runs after the commit and
+    # applies every sync the transaction owed them, in order.
+    owed_tasks: set[tuple[str, str]] = session.info.setdefault(_TASKS, set())
+    for pair in sorted(tasks - owed_tasks):
+        enqueue(session, TaskNames.CRM_SYNC, list(pair), QueueNames.CRM)
+    owed_tasks |= tasks
     return written
+
+
+def _forget(session: Session) -> None:
+    if not session.in_nested_transaction():
+        session.info.pop(_TASKS, None)
 
 
 def _collect(session: Session, _ctx: Any, _instances: Any) -> None:
@@ -144,6 +154,8 @@ def install_crm_hook(factory: sessionmaker[Session]) -> None:
     """Call once per sessionmaker (the app factory does)."""
     event.listen(factory, "before_flush", _collect)
     event.listen(factory, "after_flush_postexec", _write)
+    event.listen(factory, "after_commit", _forget)
+    event.listen(factory, "after_rollback", _forget)
 
 
 def sweep_missing(session: Session, connection: CrmConnection, since: datetime) -> int:
