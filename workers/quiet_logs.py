@@ -20,6 +20,7 @@ MAINTENANCE = frozenset(
         TaskNames.REDRIVE_INBOX,
         TaskNames.PURGE_INBOX,
         TaskNames.RECONCILE,
+        TaskNames.CRM_REDRIVE,
     }
 )
 CHATTY = ("celery.app.trace", "celery.worker.strategy", "celery.beat")
