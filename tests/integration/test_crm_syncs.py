@@ -368,7 +368,8 @@ def test_a_permanent_error_is_dead_lettered_and_can_be_redriven(
         crm.token = real
     with db.session() as s:
         assert len(redrive_dead(s, None, tw.tenant_id, dry_run=True)) == len(dead)
-        assert {s.status for s in syncs(db, tw.tenant_id)} >= {"dead"}
+    assert "dead" in {s.status for s in syncs(db, tw.tenant_id)}  # a dry run changes nothing
+    with db.session() as s:
         redrive_dead(s, None, tw.tenant_id, dry_run=False)
     drain(db, settings, tw.tenant_id)
     assert {s for _, s in summary(db, tw.tenant_id)} == {"done"}
