@@ -16,7 +16,6 @@ from __future__ import annotations
 import json
 import threading
 import time
-from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Self
 
@@ -64,6 +63,13 @@ class FakeCrm:
     def throttled(self) -> Answer:
         raise NotImplementedError
 
+    def unauthorized_body(self) -> Any:
+        return {"message": "Unauthorized"}
+
+    def state(self) -> dict[str, Any]:
+        """Everything the fake holds (``GET /_fake/state``)."""
+        raise NotImplementedError
+
     def authorized(self, header: str) -> bool:
         return header == f"Bearer {self.token}"
 
@@ -101,7 +107,7 @@ def _handler(fake: FakeCrm) -> type[BaseHTTPRequestHandler]:
                 self._answer(fake.throttled())
                 return
             if not fake.authorized(self.headers.get("Authorization", "")):
-                self._answer((401, _unauthorized(fake), {}))
+                self._answer((401, fake.unauthorized_body(), {}))
                 return
             try:
                 body = json.loads(raw) if raw else None
@@ -118,7 +124,7 @@ def _handler(fake: FakeCrm) -> type[BaseHTTPRequestHandler]:
                 self._answer((200, {"mode": fake.mode, "latency": fake.latency}, {}))
                 return
             if method == "GET" and self.path == "/_fake/state":
-                self._answer((200, fake.state(), {}))  # type: ignore[attr-defined]
+                self._answer((200, fake.state(), {}))
                 return
             self._answer((404, {"message": "unknown control"}, {}))
 
@@ -147,11 +153,6 @@ def _handler(fake: FakeCrm) -> type[BaseHTTPRequestHandler]:
             self._serve("DELETE")
 
     return Handler
-
-
-def _unauthorized(fake: FakeCrm) -> Any:
-    unauthorized: Callable[[], Any] | None = getattr(fake, "unauthorized_body", None)
-    return unauthorized() if unauthorized else {"message": "Unauthorized"}
 
 
 def serve(fake: FakeCrm, what: str) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Annotated, Any, Literal
 
 from flask import Blueprint, g, request
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from app.api.auth import require_scope
 from app.api.bodies import json_object
@@ -14,6 +14,7 @@ from app.api.representations import iso
 from app.api.session import request_session
 from app.messaging.consent import CONSENT_CHANNELS, current_state, history, record_consent
 from app.messaging.contacts import get_or_create_contact
+from app.messaging.intents import E164
 from app.messaging.phones import InvalidPhoneNumber, to_e164
 from app.models import ConsentRecord
 from app.security.crypto import keyring
@@ -24,20 +25,12 @@ bp = Blueprint("consents", __name__, url_prefix="/v1/consents")
 class ConsentIn(BaseModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
-    phone: str
+    phone: E164
     channel: Literal["sms", "mms", "rcs", "all"] = "all"
     status: Literal["opted_in", "opted_out"]
     source: Literal["api", "import"] = "api"
     evidence: Annotated[str, Field(max_length=200)] | None = None
     jurisdiction: Annotated[str, Field(pattern=r"^[A-Z]{2}(-[A-Z0-9]{1,3})?$")] | None = None
-
-    @field_validator("phone")
-    @classmethod
-    def _e164(cls, value: str) -> str:
-        try:
-            return to_e164(value)
-        except InvalidPhoneNumber as exc:
-            raise ValueError(str(exc)) from None
 
 
 def phone_arg() -> str:

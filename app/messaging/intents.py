@@ -7,6 +7,7 @@ import json
 from typing import Annotated, Any, Literal
 
 from pydantic import (
+    AfterValidator,
     AwareDatetime,
     BaseModel,
     ConfigDict,
@@ -19,6 +20,16 @@ from pydantic import (
 from app.messaging.channels import Channel
 from app.messaging.phones import InvalidPhoneNumber, to_e164
 
+
+def _e164(value: str) -> str:
+    try:
+        return to_e164(value)
+    except InvalidPhoneNumber as exc:
+        raise ValueError(str(exc)) from None
+
+
+# A phone number in any request body: validated and normalised to E.164.
+E164 = Annotated[str, AfterValidator(_e164)]
 Priority = Literal["urgent", "normal", "bulk"]
 MAX_TTL_SECONDS = 30 * 24 * 3600
 
@@ -33,7 +44,7 @@ class Media(BaseModel):
 class SendIntent(BaseModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
-    to: str
+    to: E164
     body: Annotated[str, Field(max_length=1600)] | None = None
     media: Annotated[list[Media], Field(max_length=10)] = []
     channels: Annotated[list[Channel], Field(min_length=1, max_length=3)] = ["sms"]
@@ -45,14 +56,6 @@ class SendIntent(BaseModel):
     journey_id: Annotated[str, Field(max_length=200)] | None = None
     external_ref: Annotated[str, Field(max_length=200)] | None = None
     metadata: dict[str, Any] = {}
-
-    @field_validator("to")
-    @classmethod
-    def _e164(cls, value: str) -> str:
-        try:
-            return to_e164(value)
-        except InvalidPhoneNumber as exc:
-            raise ValueError(str(exc)) from None
 
     @field_validator("channels")
     @classmethod

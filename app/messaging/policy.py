@@ -17,7 +17,7 @@ The decision names its rule, and callers record it in the message's events.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any, Literal
@@ -69,7 +69,6 @@ class Candidate:
     quiet_hours: str = "respect"
     purpose: str | None = None
     send_at: datetime | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 def allow(rule: str = "default") -> Decision:

@@ -16,6 +16,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
+from functools import lru_cache
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 _WINDOW = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)-([01]\d|2[0-3]):([0-5]\d)$")
@@ -127,8 +128,13 @@ def zone(name: str | None, fallback: str) -> ZoneInfo:
     return ZoneInfo("UTC")
 
 
+@lru_cache(maxsize=1024)
+def _schedule(value: str) -> QuietSchedule:
+    return QuietSchedule.parse(value)  # asked at every intake and claim: parse each text once
+
+
 def quiet_until(at: datetime, schedule: str | None, tz: ZoneInfo) -> datetime | None:
     """When ``at`` falls in the tenant's quiet hours in ``tz``, when they end; else None."""
     if not schedule:
         return None
-    return QuietSchedule.parse(schedule).quiet_until(at, tz)
+    return _schedule(schedule).quiet_until(at, tz)

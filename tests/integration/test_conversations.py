@@ -183,7 +183,7 @@ def test_a_tenant_sets_its_own_keywords_and_replies(
     assert help_reply.body == "Acme: appelez le 0800 123 456"
     inbound(client, settings, tw, fake, "HELP")  # no longer a keyword for this tenant
     assert len(messages(db, tw, direction="outbound")) == 1
-    inbound(client, settings, tw, fake, "Arrêt!".replace("ê", "e"))
+    inbound(client, settings, tw, fake, "Arret!")
     assert consents(client, db, tw)["current"]["sms"]["status"] == "opted_out"
     assert messages(db, tw, purpose="auto_reply:opt_out") == []  # "" sends no confirmation
 

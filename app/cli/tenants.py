@@ -1,0 +1,175 @@
+"""``switchboard tenants``: create a tenant; change its zone, quiet hours, consent policy,
+keywords and auto-replies."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import click
+
+from app.cli.base import app_session, emit, json_option, main
+
+
+@main.group()
+def tenants() -> None:
+    """Tenants."""
+
+
+def _quiet_hours(_ctx: click.Context, _param: click.Parameter, value: str | None) -> str | None:
+    from app.messaging.quiet_hours import validate
+
+    if value is None:
+        return None
+    if value.strip().lower() in ("", "none"):
+        return ""  # clear them
+    try:
+        return validate(value)
+    except ValueError as exc:
+        raise click.BadParameter(
+            f"{exc} (21:00-08:00, or mon-fri 21:00-08:00; sat,sun 20:00-10:00)"
+        ) from None
+
+
+def _timezone(_ctx: click.Context, _param: click.Parameter, value: str | None) -> str | None:
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+    if value is None:
+        return None
+    try:
+        ZoneInfo(value)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise click.BadParameter(f"unknown time zone {value!r}") from None
+    return value
+
+
+def _words(_ctx: click.Context, _param: click.Parameter, value: str | None) -> list[str] | None:
+    from app.messaging.keywords import validate_words
+
+    if value is None:
+        return None
+    try:
+        return validate_words(value)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from None
+
+
+QUIET_HELP = (
+    "Local quiet hours: 21:00-08:00, or per weekday 'mon-fri 21:00-08:00; sat,sun 20:00-10:00'."
+)
+
+
+@tenants.command("create")
+@click.option("--name", required=True)
+@click.option("--timezone", "tz", default="UTC", show_default=True, callback=_timezone)
+@click.option("--quiet-hours", default=None, callback=_quiet_hours, help=QUIET_HELP)
+@click.option("--allow-quiet-hours-override", is_flag=True)
+@click.option(
+    "--urgent-bypasses-quiet-hours", is_flag=True, help="Urgent sends ignore quiet hours."
+)
+@click.option(
+    "--consent-policy",
+    type=click.Choice(["opt_out", "opt_in"]),
+    default="opt_out",
+    show_default=True,
+    help="opt_in: send only to recipients with an opt-in on record.",
+)
+@click.option(
+    "--api-rate-limit",
+    type=click.FloatRange(min=0, min_open=True),
+    default=None,
+    help="POST /v1/messages a second (default TENANT_API_RATE).",
+)
+@click.option("--api-burst", type=click.FloatRange(min=1), default=None)
+@json_option
+def tenants_create(
+    name: str,
+    tz: str,
+    quiet_hours: str | None,
+    allow_quiet_hours_override: bool,
+    urgent_bypasses_quiet_hours: bool,
+    consent_policy: str,
+    api_rate_limit: float | None,
+    api_burst: float | None,
+    as_json: bool,
+) -> None:
+    """Create a tenant."""
+    from app.models import Tenant
+
+    with app_session() as (session, _settings):
+        tenant = Tenant(
+            name=name,
+            timezone=tz,
+            quiet_hours=quiet_hours or None,
+            allow_quiet_hours_override=allow_quiet_hours_override,
+            urgent_bypasses_quiet_hours=urgent_bypasses_quiet_hours,
+            consent_policy=consent_policy,
+            api_rate_per_second=api_rate_limit,
+            api_rate_burst=api_burst,
+            keywords={},
+            auto_replies={},
+        )
+        session.add(tenant)
+        session.flush()
+        tenant_id = tenant.id
+    emit(as_json, {"id": tenant_id}, f"tenant {tenant_id}")
+
+
+@tenants.command("update")
+@click.option("--tenant", "tenant_id", required=True)
+@click.option("--timezone", "tz", default=None, callback=_timezone)
+@click.option(
+    "--quiet-hours", default=None, callback=_quiet_hours, help=QUIET_HELP + " none clears."
+)
+@click.option("--allow-quiet-hours-override/--no-allow-quiet-hours-override", default=None)
+@click.option("--urgent-bypasses-quiet-hours/--no-urgent-bypasses-quiet-hours", default=None)
+@click.option("--consent-policy", type=click.Choice(["opt_out", "opt_in"]), default=None)
+@click.option("--opt-out-keywords", callback=_words, help="Comma-separated, e.g. STOP,END.")
+@click.option("--opt-in-keywords", callback=_words, help="Comma-separated, e.g. START,YES.")
+@click.option("--help-keywords", callback=_words, help="Comma-separated, e.g. HELP,INFO.")
+@click.option("--opt-out-reply", default=None, help="The opt-out confirmation ('' sends none).")
+@click.option("--opt-in-reply", default=None, help="The reply to an opt-in keyword.")
+@click.option("--help-reply", default=None, help="The reply to a help keyword.")
+@json_option
+def tenants_update(tenant_id: str, as_json: bool, **changes: Any) -> None:
+    """Change a tenant's time zone, quiet hours, consent policy, keywords or auto-replies."""
+    from app.models import Tenant
+
+    with app_session() as (session, _settings):
+        tenant = session.get(Tenant, tenant_id)
+        if tenant is None:
+            raise click.BadParameter("no such tenant", param_hint="--tenant")
+        if changes["tz"] is not None:
+            tenant.timezone = changes["tz"]
+        if changes["quiet_hours"] is not None:
+            tenant.quiet_hours = changes["quiet_hours"] or None
+        for flag in ("allow_quiet_hours_override", "urgent_bypasses_quiet_hours", "consent_policy"):
+            if changes[flag] is not None:
+                setattr(tenant, flag, changes[flag])
+        keywords = dict(tenant.keywords or {})
+        replies = dict(tenant.auto_replies or {})
+        for kind in ("opt_out", "opt_in", "help"):
+            if changes[f"{kind}_keywords"] is not None:
+                keywords[kind] = changes[f"{kind}_keywords"]
+            if changes[f"{kind}_reply"] is not None:
+                replies[kind] = changes[f"{kind}_reply"]
+        tenant.keywords = keywords
+        tenant.auto_replies = replies
+        view = _tenant_view(tenant)
+    emit(as_json, view, json.dumps(view, indent=2))
+
+
+def _tenant_view(tenant: Any) -> dict[str, Any]:
+    from app.messaging.keywords import DEFAULT_KEYWORDS, keyword_lists, reply_text
+
+    lists = keyword_lists(tenant.keywords)
+    return {
+        "id": tenant.id,
+        "timezone": tenant.timezone,
+        "quiet_hours": tenant.quiet_hours,
+        "allow_quiet_hours_override": tenant.allow_quiet_hours_override,
+        "urgent_bypasses_quiet_hours": tenant.urgent_bypasses_quiet_hours,
+        "consent_policy": tenant.consent_policy,
+        "keywords": {k.value: sorted(lists[k]) for k in DEFAULT_KEYWORDS},
+        "auto_replies": {k.value: reply_text(k, tenant.auto_replies) for k in DEFAULT_KEYWORDS},
+    }
