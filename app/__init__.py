@@ -13,6 +13,7 @@ from config.logging import configure_logging
 def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     """Build the web app; ``test_config`` may carry ``settings`` and Flask overrides."""
     from app.api import admin, consents, contacts, crm, health, messages, rules, webhooks
+    from app.api.auth import make_key_cache
     from app.api.errors import register_error_handlers
     from app.api.session import close_request_session
     from app.broker import create_celery
@@ -35,14 +36,16 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
 
     db = make_database(settings)
     celery = create_celery(settings)
-    install_outbox(db, celery)
+    published_rows = install_outbox(db, celery)
     install_crm_hook(db.sessionmaker)
     app.extensions["switchboard.settings"] = settings
     app.extensions["switchboard.db"] = db
     app.extensions["celery"] = celery
+    app.extensions["switchboard.outbox"] = published_rows
     app.extensions["switchboard.limiter"] = make_limiter(
         settings.redis_url, settings.broker_keyprefix
     )
+    app.extensions["switchboard.key_cache"] = make_key_cache(settings.auth_cache_seconds)
     celery.flask_app = app
 
     register_error_handlers(app)

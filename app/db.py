@@ -6,13 +6,15 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.orm import Session, sessionmaker
 
 from config import Settings
+
+T = TypeVar("T")
 
 
 @dataclass
@@ -111,16 +113,28 @@ def make_database(settings: Settings) -> Database:
     return Database(engine, sessionmaker(engine, expire_on_commit=False))
 
 
-def insert_ignore(session: Session, table: Any, values: dict[str, Any], keys: list[str]) -> bool:
-    """INSERT ... ON CONFLICT (keys) DO NOTHING on Postgres and SQLite; True when a row went in."""
-    dialect = session.get_bind().dialect.name
-    if dialect == "postgresql":
+def _insert_ignore_stmt(
+    session: Session, target: Any, values: dict[str, Any], keys: list[str]
+) -> Any:
+    """INSERT ... ON CONFLICT (keys) DO NOTHING, in the session's dialect."""
+    if session.get_bind().dialect.name == "postgresql":
         from sqlalchemy.dialects.postgresql import insert as pg_insert
 
-        stmt: Any = pg_insert(table).values(**values).on_conflict_do_nothing(index_elements=keys)
-    else:
-        from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+        return pg_insert(target).values(**values).on_conflict_do_nothing(index_elements=keys)
+    from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
-        stmt = sqlite_insert(table).values(**values).on_conflict_do_nothing(index_elements=keys)
-    result = session.execute(stmt)
+    return sqlite_insert(target).values(**values).on_conflict_do_nothing(index_elements=keys)
+
+
+def insert_ignore(session: Session, table: Any, values: dict[str, Any], keys: list[str]) -> bool:
+    """INSERT ... ON CONFLICT (keys) DO NOTHING on Postgres and SQLite; True when a row went in."""
+    result = session.execute(_insert_ignore_stmt(session, table, values, keys))
     return bool(getattr(result, "rowcount", 0))
+
+
+def insert_ignore_returning(
+    session: Session, entity: type[T], values: dict[str, Any], keys: list[str]
+) -> T | None:
+    """The same, in one round trip returning the new row as an ORM object; None on a conflict."""
+    stmt = _insert_ignore_stmt(session, entity, values, keys).returning(entity)
+    return session.scalars(stmt).first()

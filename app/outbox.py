@@ -1,15 +1,21 @@
 """The transactional outbox.
 
 ``enqueue`` writes an outbox row in the caller's transaction. Once that
-transaction commits, the task is published and the row deleted. If the broker
-is down the row stays, and the ``relay_outbox`` beat job publishes it later.
-Tasks are idempotent, so a row published twice (a relay racing the hook) is
-harmless.
+transaction commits, the task is published. If the broker is down the row
+stays, and the ``relay_outbox`` beat job publishes it later. Tasks are
+idempotent, so a row published twice (a relay racing the hook) is harmless.
+
+The rows the broker took are deleted in batches by a background thread a
+fraction of a second later (``PublishedRows``), not one DELETE and COMMIT per
+request: a crash in between only leaves rows the relay publishes again.
 """
 
 from __future__ import annotations
 
+import atexit
 import logging
+import os
+import threading
 from collections.abc import Sequence
 from datetime import timedelta
 
@@ -33,8 +39,78 @@ def enqueue(session: Session, task_name: str, args: Sequence[str], queue: str) -
     return row
 
 
-def publish_rows(celery: Celery, db: Database, rows: Sequence[OutboxRow]) -> int:
-    """Publish rows in order and delete the ones the broker took; stop at the first failure."""
+class PublishedRows:
+    """Ids of outbox rows the broker took, deleted together every ``interval`` seconds.
+
+    One per process and database: a forked child (a prefork worker) starts afresh.
+    A failed delete keeps the ids for the next round (up to ``limit``; past it they
+    are dropped, and the relay republishes those rows, harmlessly).
+    """
+
+    def __init__(self, db: Database, interval: float = 0.2, limit: int = 100_000) -> None:
+        self.db = db
+        self.interval = interval
+        self.limit = limit
+        self._reset()
+        atexit.register(self.flush, quiet=True)
+
+    def _reset(self) -> None:
+        self._pid = os.getpid()
+        self._lock = threading.Lock()
+        self._ids: list[int] = []
+        self._wake = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._failures = 0
+
+    def add(self, ids: Sequence[int]) -> None:
+        if self._pid != os.getpid():
+            self._reset()
+        with self._lock:
+            self._ids.extend(ids)
+            if len(self._ids) > self.limit:
+                del self._ids[: len(self._ids) - self.limit]
+            if self._thread is None:
+                self._thread = threading.Thread(
+                    target=self._run, name="outbox-deleter", daemon=True
+                )
+                self._thread.start()
+
+    def _run(self) -> None:
+        while True:
+            # After a failed delete, wait longer each time (up to 5 s) while the database is away.
+            self._wake.wait(min(5.0, self.interval * 2**self._failures))
+            self._wake.clear()
+            self.flush()
+
+    def flush(self, quiet: bool = False) -> int:
+        """Delete the rows published so far; the number deleted."""
+        if self._pid != os.getpid():
+            return 0
+        with self._lock:
+            ids, self._ids = self._ids, []
+        if not ids:
+            return 0
+        try:
+            with self.db.engine.begin() as conn:
+                if conn.dialect.name == "postgresql":
+                    # Losing this delete in a crash only means a harmless republish: no fsync.
+                    conn.exec_driver_sql("SET LOCAL synchronous_commit TO OFF")
+                conn.execute(delete(OutboxRow).where(OutboxRow.id.in_(ids)))
+        except Exception as exc:  # published but not deleted: retried next round
+            if not quiet and self._failures == 0:
+                log.warning("outbox rows published but not deleted", extra={"error": str(exc)})
+            self._failures = min(self._failures + 1, 8)
+            with self._lock:
+                self._ids[:0] = ids[-self.limit :]
+            return 0
+        self._failures = 0
+        return len(ids)
+
+
+def publish_rows(celery: Celery, published_rows: PublishedRows, rows: Sequence[OutboxRow]) -> int:
+    """Publish rows in order, and owe the deletion of the ones the broker took.
+
+    Stops at the first failure: the rest stay for the relay."""
     published: list[int] = []
     try:
         for row in rows:
@@ -46,26 +122,20 @@ def publish_rows(celery: Celery, db: Database, rows: Sequence[OutboxRow]) -> int
             extra={"error": type(exc).__name__, "left": len(rows) - len(published)},
         )
     if published:
-        try:
-            with db.engine.begin() as conn:
-                if conn.dialect.name == "postgresql":
-                    # Losing this delete in a crash only means a harmless republish: skip the fsync.
-                    conn.exec_driver_sql("SET LOCAL synchronous_commit TO OFF")
-                conn.execute(delete(OutboxRow).where(OutboxRow.id.in_(published)))
-        except Exception as exc:  # published but not deleted: the relay republishes, harmlessly
-            log.warning("outbox rows published but not deleted", extra={"error": str(exc)})
+        published_rows.add(published)
     return len(published)
 
 
-def install_outbox(db: Database, celery: Celery) -> None:
+def install_outbox(db: Database, celery: Celery) -> PublishedRows:
     """Publish a session's outbox rows after it commits; forget them if it rolls back."""
+    published_rows = PublishedRows(db)
 
     def after_commit(session: Session) -> None:
         if session.in_nested_transaction():
             return  # a savepoint was released: the rows are not committed until the outer one
         rows = session.info.pop(_PENDING, None)
         if rows:
-            publish_rows(celery, db, rows)
+            publish_rows(celery, published_rows, rows)
 
     def after_rollback(session: Session) -> None:
         if session.in_nested_transaction():
@@ -77,6 +147,7 @@ def install_outbox(db: Database, celery: Celery) -> None:
 
     event.listen(db.sessionmaker, "after_commit", after_commit)
     event.listen(db.sessionmaker, "after_rollback", after_rollback)
+    return published_rows
 
 
 def relay(celery: Celery, db: Database, grace: timedelta, batch: int = 500) -> int:

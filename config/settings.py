@@ -82,6 +82,9 @@ class Settings:
     # POST /v1/messages per tenant: requests a second, and the burst (a tenant may override).
     tenant_api_rate: float = 100.0
     tenant_api_burst: float = 200.0
+    # API keys and their tenants are cached this long per process (0: off): a revoked key,
+    # or a tenant's changed settings, reach the API within this many seconds.
+    auth_cache_seconds: int = 5
     # Namespaces every broker key (kombu's global_keyprefix): several deployments, one Redis.
     broker_keyprefix: str | None = None
     # CRM syncs: beat re-drives due ones and sweeps for missing ones this often; a sync not
@@ -338,6 +341,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         log_level=log_level,
         redis_tls_verify=tls_verify,
         broker_visibility_timeout=_int(env, "BROKER_VISIBILITY_TIMEOUT", 3600, minimum=60),
+        auth_cache_seconds=_int(env, "AUTH_CACHE_SECONDS", 5, minimum=0, maximum=300),
         outbox_relay_interval=_float(env, "OUTBOX_RELAY_INTERVAL", 5.0),
         outbox_relay_grace=_float(env, "OUTBOX_RELAY_GRACE", 10.0),
         release_interval=_float(env, "RELEASE_INTERVAL", 2.0),

@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from functools import wraps
 from typing import ParamSpec, TypeVar
 
-from flask import g, request
+from flask import current_app, g, request
 from sqlalchemy import select
 
 from app.api.errors import Problem
 from app.api.session import request_session
 from app.models import ApiKey, Tenant
 from app.security.api_keys import hash_api_key
+from app.ttl_cache import TTLCache
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -22,6 +24,41 @@ def _unauthorized(detail: str) -> Problem:
     return Problem(
         401, "unauthorized", detail, headers={"WWW-Authenticate": 'Bearer realm="switchboard"'}
     )
+
+
+@dataclass(frozen=True)
+class Principal:
+    """A live API key: its tenant (detached, read-only) and scopes."""
+
+    key_id: str
+    tenant_id: str
+    scopes: frozenset[str]
+    tenant: Tenant
+
+
+def make_key_cache(ttl_seconds: float) -> TTLCache[str, Principal]:
+    return TTLCache(ttl_seconds)
+
+
+def _load_principal(key_hash: str) -> Principal | None:
+    session = request_session()
+    row = session.execute(
+        select(ApiKey, Tenant)
+        .join(Tenant, Tenant.id == ApiKey.tenant_id)
+        .where(ApiKey.key_hash == key_hash)
+    ).first()
+    if row is None or row[0].revoked_at is not None:
+        return None
+    key, tenant = row
+    session.expunge(tenant)  # shared by later requests: never tied to this one's session
+    return Principal(key.id, key.tenant_id, frozenset(key.scopes), tenant)
+
+
+def authenticate(token: str) -> Principal | None:
+    """The key's principal: from the per-process cache (AUTH_CACHE_SECONDS), else the database."""
+    key_hash = hash_api_key(token)
+    cache: TTLCache[str, Principal] = current_app.extensions["switchboard.key_cache"]
+    return cache.get(key_hash, lambda: _load_principal(key_hash))
 
 
 def require_scope(scope: str) -> Callable[[Callable[P, R]], Callable[P, R]]:
@@ -34,23 +71,14 @@ def require_scope(scope: str) -> Callable[[Callable[P, R]], Callable[P, R]]:
             scheme, _, token = header.partition(" ")
             if scheme.lower() != "bearer" or not token.strip():
                 raise _unauthorized("send Authorization: Bearer <api key>")
-            row = (
-                request_session()
-                .execute(
-                    select(ApiKey, Tenant)
-                    .join(Tenant, Tenant.id == ApiKey.tenant_id)
-                    .where(ApiKey.key_hash == hash_api_key(token.strip()))
-                )
-                .first()
-            )
-            if row is None or row[0].revoked_at is not None:
+            principal = authenticate(token.strip())
+            if principal is None:
                 raise _unauthorized("unknown or revoked API key")
-            key, tenant = row
-            if scope not in key.scopes:
+            if scope not in principal.scopes:
                 raise Problem(403, "insufficient_scope", f"this API key lacks the {scope} scope")
-            g.tenant_id = key.tenant_id
-            g.tenant = tenant
-            g.api_key_id = key.id
+            g.tenant_id = principal.tenant_id
+            g.tenant = principal.tenant
+            g.api_key_id = principal.key_id
             return view(*args, **kwargs)
 
         return wrapped

@@ -77,6 +77,29 @@ def keys_create(tenant_id: str, scopes: str, as_json: bool) -> None:
     emit(as_json, {"id": key_id, "key": key}, f"key {key_id}: {key}\n(shown only this once)")
 
 
+@keys.command("revoke")
+@click.argument("key_id")
+@json_option
+def keys_revoke(key_id: str, as_json: bool) -> None:
+    """Revoke an API key; every process stops accepting it within AUTH_CACHE_SECONDS."""
+    from app.models import ApiKey
+    from app.models.types import utcnow
+
+    with app_session() as (session, settings):
+        row = session.get(ApiKey, key_id)
+        if row is None:
+            raise click.ClickException(f"no API key {key_id}")
+        if row.revoked_at is None:
+            row.revoked_at = utcnow()
+        revoked_at = row.revoked_at.isoformat()
+        wait = settings.auth_cache_seconds
+    emit(
+        as_json,
+        {"id": key_id, "revoked_at": revoked_at, "effective_within_seconds": wait},
+        f"key {key_id} revoked; refused everywhere within {wait} s",
+    )
+
+
 @keys.command("generate")
 @json_option
 def keys_generate(as_json: bool) -> None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Literal
+from typing import Any, Literal
 
 import phonenumbers
 from sqlalchemy import select
@@ -44,23 +44,40 @@ def jurisdiction_of(e164: str) -> str | None:
 
 
 def current_state(session: Session, tenant_id: str, phone_index: str, channel: str) -> ConsentState:
-    record = session.scalar(
-        select(ConsentRecord)
-        .where(
-            ConsentRecord.tenant_id == tenant_id,
-            ConsentRecord.phone_index == phone_index,
-            ConsentRecord.channel.in_([channel, "all"]),
+    """The state for ``channel``, in one round trip: the newest record and any suppression."""
+
+    def newest(column: Any) -> Any:
+        return (
+            select(column)
+            .where(
+                ConsentRecord.tenant_id == tenant_id,
+                ConsentRecord.phone_index == phone_index,
+                ConsentRecord.channel.in_([channel, "all"]),
+            )
+            .order_by(ConsentRecord.id.desc())
+            .limit(1)
+            .scalar_subquery()
         )
-        .order_by(ConsentRecord.id.desc())
-        .limit(1)
+
+    suppressed = (
+        select(Suppression.created_at)
+        .where(Suppression.tenant_id == tenant_id, Suppression.phone_index == phone_index)
+        .scalar_subquery()
     )
-    suppressed = session.get(Suppression, (phone_index, tenant_id))
-    if suppressed is not None and (record is None or record.created_at <= suppressed.created_at):
-        return ConsentState("opted_out", suppressed.created_at, "suppression")
-    if record is None:
+    status, since, source, suppressed_at = session.execute(
+        select(
+            newest(ConsentRecord.status),
+            newest(ConsentRecord.created_at),
+            newest(ConsentRecord.source),
+            suppressed,
+        )
+    ).one()
+    if suppressed_at is not None and (status is None or since <= suppressed_at):
+        return ConsentState("opted_out", suppressed_at, "suppression")
+    if status is None:
         return ConsentState(None, None, None)
-    status: ConsentStatus = "opted_out" if record.status == "opted_out" else "opted_in"
-    return ConsentState(status, record.created_at, record.source)
+    state: ConsentStatus = "opted_out" if status == "opted_out" else "opted_in"
+    return ConsentState(state, since, source)
 
 
 def history(session: Session, tenant_id: str, phone_index: str) -> list[ConsentRecord]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from app.db import insert_ignore
+from app.db import insert_ignore_returning
 from app.messaging.phones import timezone_for
 from app.models import Contact
 from app.models.types import new_id, utcnow
@@ -31,9 +31,9 @@ def find_or_create_contact(session: Session, tenant_id: str, e164: str) -> tuple
     found = find_contact(session, tenant_id, e164)
     if found is not None:
         return found, False
-    inserted = insert_ignore(
+    created = insert_ignore_returning(
         session,
-        Contact.__table__,
+        Contact,
         {
             "id": new_id("con"),
             "tenant_id": tenant_id,
@@ -45,6 +45,8 @@ def find_or_create_contact(session: Session, tenant_id: str, e164: str) -> tuple
         },
         ["tenant_id", "phone_index"],
     )
-    contact = find_contact(session, tenant_id, e164)
+    if created is not None:
+        return created, True
+    contact = find_contact(session, tenant_id, e164)  # a concurrent creator won
     assert contact is not None
-    return contact, bool(inserted)
+    return contact, False

@@ -81,7 +81,7 @@ def accept_intent(
         if existing is not None:
             return replay_or_conflict(existing, payload_hash)
 
-    account, channel = choose_route(session, tenant_id, list(intent.channels), intent.account_id)
+    account_id, channel = choose_route(session, tenant_id, list(intent.channels), intent.account_id)
     contact = get_or_create_contact(session, tenant_id, intent.to)
     now = utcnow()
     ttl = intent.ttl_seconds or settings.default_ttl_seconds
@@ -111,7 +111,7 @@ def accept_intent(
         direction="outbound",
         channel=channel,
         channels=list(intent.channels),
-        account_id=account.id,
+        account_id=account_id,
         contact_id=contact.id,
         body=intent.body,
         media=json.dumps([m.model_dump(mode="json") for m in intent.media])

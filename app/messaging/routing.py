@@ -22,18 +22,22 @@ class NoRoute(Exception):
 
 def choose_route(
     session: Session, tenant_id: str, channels: Sequence[Channel], account_id: str | None
-) -> tuple[ChannelAccount, Channel]:
-    """The first channel, in the caller's order of preference, that an account can carry."""
-    query = select(ChannelAccount).where(ChannelAccount.tenant_id == tenant_id)
+) -> tuple[str, Channel]:
+    """The account id and the first channel, in the caller's order, that an account can carry.
+
+    Reads only ids and channels: an account's credentials are not decrypted to route."""
+    query = select(ChannelAccount.id, ChannelAccount.channels).where(
+        ChannelAccount.tenant_id == tenant_id
+    )
     if account_id is not None:
         query = query.where(ChannelAccount.id == account_id)
-    accounts = list(session.scalars(query.order_by(ChannelAccount.created_at, ChannelAccount.id)))
+    accounts = session.execute(query.order_by(ChannelAccount.created_at, ChannelAccount.id)).all()
     if account_id is not None and not accounts:
         raise NoRoute("unknown_account", "no channel account with this id", field="account_id")
     for channel in channels:
-        for account in accounts:
-            if channel in account.channels:
-                return account, channel
+        for found_id, carried in accounts:
+            if channel in carried:
+                return found_id, channel
     raise NoRoute("no_route", f"no channel account carries any of {', '.join(channels)}")
 
 

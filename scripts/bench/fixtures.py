@@ -25,6 +25,8 @@ from scripts.bench.floor_app import SCHEMA_SQL as FLOOR_SCHEMA_SQL
 from scripts.bench.options import Options
 
 SENDER = "+12025550199"
+# The benchmark measures the path, not the per-tenant request limit (which still runs).
+UNLIMITED_API = ("--api-rate-limit", "1000000", "--api-burst", "1000000")
 # Inherited variables that would change what the servers under test do.
 STRIPPED_ENV = (
     "DATABASE_URL",
@@ -187,7 +189,9 @@ def prepare(opts: Options, envir: Environment, cleanups: contextlib.ExitStack) -
         conn.execute(text(FLOOR_SCHEMA_SQL))
 
     say("  creating tenant, API key, sandbox and Twilio accounts (switchboard CLI)")
-    tenant_id = str(run_cli(env, "tenants", "create", "--name", f"bench {run_id}")["id"])
+    tenant_id = str(
+        run_cli(env, "tenants", "create", "--name", f"bench {run_id}", *UNLIMITED_API)["id"]
+    )
     envir.api_key = str(run_cli(env, "keys", "create", "--tenant", tenant_id)["key"])
     envir.webhook_secret = generate_secret()
     account = run_cli(

@@ -26,6 +26,7 @@ class Options:
     keep_logs: bool
     as_json: bool
     receipts: int = 3000
+    profile_dir: str | None = None
 
 
 def describe_bound(duration: float | None, requests: int | None) -> str:
@@ -93,6 +94,12 @@ def _parser() -> argparse.ArgumentParser:
         help="signed Twilio callbacks in the receipts target, one per seeded message "
         "(default 3000)",
     )
+    parser.add_argument(
+        "--profile",
+        metavar="DIR",
+        default=None,
+        help="record each target's measured phase with py-spy into DIR and summarize it",
+    )
     parser.add_argument("--log-level", default="INFO", help="LOG_LEVEL for the servers")
     parser.add_argument(
         "--start-timeout",
@@ -149,4 +156,5 @@ def parse_args(argv: list[str] | None) -> Options:
         keep_logs=args.keep_logs,
         as_json=args.as_json,
         receipts=args.receipts,
+        profile_dir=args.profile,
     )

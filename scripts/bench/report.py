@@ -54,6 +54,10 @@ def summarize(
             entry.update(stats.summary())
             if floor_stats is not None:
                 entry["vs_floor"] = _vs_floor(stats, floor_stats)
+        if result.server_cpu_s is not None and result.load is not None:
+            answered = result.load.measured.total + result.load.warmup.total
+            if answered:
+                entry["server_cpu_ms_per_request"] = round(1000 * result.server_cpu_s / answered, 2)
         if result.applied_per_s is not None:
             entry["applied_per_s"] = round(result.applied_per_s, 1)
         targets[name] = entry
@@ -106,7 +110,8 @@ def _row(entry: dict[str, Any]) -> str:
         f"{entry['endpoint']:<30} {entry['rps']:>8.1f} {lat['p50']:>8.1f} {lat['p95']:>8.1f} "
         f"{lat['p99']:>8.1f} {errors:>16} {_fmt_ratio(vs.get('rps')):>9} "
         f"{_fmt_ratio(vs.get('p50')):>9} {_fmt_ratio(vs.get('p99')):>9} "
-        f"{entry['loadgen_cpu_percent']:>6.0f}%"
+        f"{entry['loadgen_cpu_percent']:>6.0f}% "
+        f"{entry.get('server_cpu_ms_per_request', math.nan):>8.2f}"
     )
 
 
@@ -114,7 +119,7 @@ def _footer(summary: dict[str, Any]) -> list[str]:
     lines = [
         "",
         "  req/s counts 2xx answers; latencies cover every request; 'gen cpu' is the load "
-        "generator's own CPU (100% = one core).",
+        "generator's own CPU (100% = one core); 'cpu ms/req' the server's CPU per request.",
     ]
     for name, entry in summary["targets"].items():
         if "applied_per_s" in entry:
@@ -137,7 +142,7 @@ def _footer(summary: dict[str, Any]) -> list[str]:
 def render_table(summary: dict[str, Any]) -> str:
     header = (
         f"{'target':<30} {'req/s':>8} {'p50 ms':>8} {'p95 ms':>8} {'p99 ms':>8} {'errors':>16} "
-        f"{'rps/floor':>9} {'p50/floor':>9} {'p99/floor':>9} {'gen cpu':>7}"
+        f"{'rps/floor':>9} {'p50/floor':>9} {'p99/floor':>9} {'gen cpu':>7} {'cpu ms/req':>8}"
     )
     rows = [_row(entry) for entry in summary["targets"].values()]
     lines = [*_header(summary), header, "-" * len(header), *rows, *_footer(summary)]

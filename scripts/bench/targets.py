@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 from app.providers.signing import sign_headers
@@ -15,6 +18,7 @@ from scripts.bench.common import SetupError, say
 from scripts.bench.fixtures import Environment
 from scripts.bench.loadgen import HttpRequest, LoadResult, PhaseStats, RequestFactory, run_load
 from scripts.bench.options import Options, describe_bound
+from scripts.bench.profile import recording, summarize
 from scripts.bench.receipts import (
     ReceiptsPlan,
     clear_intake_queue,
@@ -43,6 +47,7 @@ class TargetResult:
     detail: str = ""
     load: LoadResult | None = None
     applied_per_s: float | None = None  # receipts: applied end to end, not just answered
+    server_cpu_s: float | None = None  # the server's CPU (master and workers) while loaded
 
     @property
     def measured(self) -> PhaseStats | None:
@@ -134,20 +139,64 @@ def run_targets(
             f"  loading {target.endpoint}: {opts.warmup:g} s warm-up, then "
             f"{describe_bound(opts.duration, opts.requests)}, {opts.concurrency} connections"
         )
-        result.load = asyncio.run(
-            run_load(
-                server.base_url,
-                target.factory,
-                concurrency=opts.concurrency,
-                warmup=opts.warmup,
-                duration=opts.duration,
-                max_requests=opts.requests,
+        with (
+            _profiled(opts, server, name, opts.warmup + (opts.duration or 30)),
+            _cpu_measured(server, result),
+        ):
+            result.load = asyncio.run(
+                run_load(
+                    server.base_url,
+                    target.factory,
+                    concurrency=opts.concurrency,
+                    warmup=opts.warmup,
+                    duration=opts.duration,
+                    max_requests=opts.requests,
+                )
             )
-        )
         result.status, result.detail = _verdict(result.load.measured)
         # Stop a server once no later target needs it, so it does not idle alongside the next.
         if not any(targets[n].server == target.server for n in opts.targets[index + 1 :]):
             server.stop()
+
+
+def _tree_cpu(pid: int) -> float:
+    import psutil
+
+    try:
+        root = psutil.Process(pid)
+        total = 0.0
+        for proc in [root, *root.children(recursive=True)]:
+            times = proc.cpu_times()
+            total += times.user + times.system
+        return total
+    except psutil.Error:
+        return 0.0
+
+
+@contextlib.contextmanager
+def _cpu_measured(server: Server, result: TargetResult) -> Iterator[None]:
+    """CPU seconds the server's processes used during the block (warm-up included)."""
+    if server.proc is None:
+        yield
+        return
+    before = _tree_cpu(server.proc.pid)
+    yield
+    result.server_cpu_s = _tree_cpu(server.proc.pid) - before
+
+
+@contextlib.contextmanager
+def _profiled(opts: Options, server: Server, name: str, seconds: float) -> Iterator[None]:
+    """py-spy on the server for the phase, when --profile is given; its summary printed after."""
+    if opts.profile_dir is None or server.proc is None:
+        yield
+        return
+    out = Path(opts.profile_dir) / f"{name}.txt"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with recording(server.proc.pid, out, seconds):
+        yield
+    say(f"  profile of {name} ({out}):")
+    for line in summarize(out):
+        say(f"    {line}")
 
 
 def _run_receipts(

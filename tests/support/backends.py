@@ -33,6 +33,8 @@ FAST = {
     "LOG_LEVEL": "INFO",
     # Stopping a busy worker at the end of a test need not take the production 20 s.
     "WORKER_SOFT_SHUTDOWN_SECONDS": "2",
+    # Tests change tenants in the database and send at once; test_key_cache.py turns it on.
+    "AUTH_CACHE_SECONDS": "0",
 }
 
 

@@ -1,0 +1,166 @@
+"""Database round trips per request and per task on the hot paths, held to a budget.
+
+Each statement, COMMIT and ROLLBACK the engine sends is one round trip. The
+counts are printed (``pytest -s``) so that they can be compared across changes;
+the budgets fail a change that quietly adds a query to a path run per message.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+from flask.testing import FlaskClient
+from sqlalchemy import event, select, update
+
+from app.db import Database
+from app.messaging import dispatch
+from app.messaging.ratelimit import RateLimiter
+from app.messaging.receipts import process_inbox_item
+from app.models import InboxItem, Message
+from app.providers.signing import sign_headers
+from config import Settings
+from tests.factories import TenantCtx, make_tenant_ctx
+
+pytestmark = pytest.mark.usefixtures("backend")
+
+
+@dataclass
+class Counter:
+    statements: list[str] = field(default_factory=list)
+    commits: int = 0
+    rollbacks: int = 0
+
+    @property
+    def round_trips(self) -> int:
+        return len(self.statements) + self.commits + self.rollbacks
+
+
+@contextmanager
+def counting(db: Database) -> Iterator[Counter]:
+    counter = Counter()
+    engine = db.engine
+
+    def on_execute(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        counter.statements.append(" ".join(statement.split())[:90])
+
+    def on_commit(_conn: Any) -> None:
+        counter.commits += 1
+
+    def on_rollback(_conn: Any) -> None:
+        counter.rollbacks += 1
+
+    event.listen(engine, "before_cursor_execute", on_execute)
+    event.listen(engine, "commit", on_commit)
+    event.listen(engine, "rollback", on_rollback)
+    try:
+        yield counter
+    finally:
+        event.remove(engine, "before_cursor_execute", on_execute)
+        event.remove(engine, "commit", on_commit)
+        event.remove(engine, "rollback", on_rollback)
+
+
+def measure(db: Database, name: str, budget: int, action: Callable[[], object]) -> Counter:
+    with counting(db) as counter:
+        action()
+    lines = "\n    ".join(counter.statements)
+    print(
+        f"\n{name}: {counter.round_trips} round trips "
+        f"({len(counter.statements)} statements, {counter.commits} commits, "
+        f"{counter.rollbacks} rollbacks)\n    {lines}"
+    )
+    assert counter.round_trips <= budget, f"{name}: {counter.round_trips} > budget {budget}"
+    return counter
+
+
+def send(client: FlaskClient, ctx: TenantCtx, n: int) -> str:
+    r = client.post(
+        "/v1/messages", json={"to": f"+1202555{n:04d}", "body": "hi"}, headers=ctx.headers
+    )
+    assert r.status_code == 202, r.get_json()
+    return str(r.get_json()["id"])
+
+
+def status_body(provider_id: str, event_id: str) -> str:
+    return json.dumps(
+        {
+            "schemaVersion": 1,
+            "channel": "sms",
+            "timestamp": datetime.now(UTC).isoformat(),
+            "eventId": event_id,
+            "direction": "status",
+            "status": "delivered",
+            "providerMessageId": provider_id,
+            "recipient": {"phone": "+12025550100"},
+        }
+    )
+
+
+def test_send_intent_round_trips(client: FlaskClient, db: Database) -> None:
+    ctx = make_tenant_ctx(db)
+    send(client, ctx, 101)  # warm: the first request may fill caches
+    measure(db, "POST /v1/messages (new contact)", 12, lambda: send(client, ctx, 102))
+    measure(db, "POST /v1/messages (known contact)", 12, lambda: send(client, ctx, 102))
+
+
+def test_webhook_and_receipt_round_trips(client: FlaskClient, db: Database) -> None:
+    ctx = make_tenant_ctx(db, provider="standard")
+    message_id = send(client, ctx, 103)
+    with db.session() as s:
+        s.execute(
+            update(Message)
+            .where(Message.id == message_id)
+            .values(status="accepted", provider_message_id="prov-rt-1")
+        )
+
+    def post(event_id: str) -> None:
+        body = status_body("prov-rt-1", event_id)
+        r = client.post(
+            f"/webhooks/standard/{ctx.account_id}",
+            data=body,
+            headers={
+                **sign_headers(ctx.secret, event_id, body),
+                "Content-Type": "application/json",
+            },
+        )
+        assert r.status_code in (200, 202), r.get_data(as_text=True)
+
+    post("wh-rt-warm")
+    measure(db, "POST /webhooks/standard/{id}", 6, lambda: post("wh-rt-1"))
+    with db.session() as s:
+        item_id = s.scalar(
+            select(InboxItem.id).where(
+                InboxItem.account_id == ctx.account_id, InboxItem.dedupe_key == "wh-rt-1"
+            )
+        )
+    assert item_id is not None
+    settings: Settings = client.application.extensions["switchboard.settings"]
+
+    def apply() -> None:
+        with db.session() as s:
+            process_inbox_item(s, settings, item_id)
+
+    measure(db, "process_inbox_item (delivered receipt)", 14, apply)
+    with db.session() as s:
+        assert s.get(Message, message_id).status == "delivered"  # type: ignore[union-attr]
+
+
+def test_dispatch_round_trips(client: FlaskClient, db: Database) -> None:
+    ctx = make_tenant_ctx(db)
+    message_id = send(client, ctx, 100)  # sandbox: accepted
+    settings: Settings = client.application.extensions["switchboard.settings"]
+    limiter: RateLimiter = client.application.extensions["switchboard.limiter"]
+    measure(
+        db,
+        "dispatch_message (sandbox)",
+        22,
+        lambda: dispatch.dispatch_message(db, settings, message_id, limiter),
+    )
+    with db.session() as s:
+        assert s.get(Message, message_id).status == "accepted"  # type: ignore[union-attr]
