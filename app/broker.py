@@ -10,6 +10,7 @@ from typing import Any
 from celery import Celery, Task
 from kombu.entity import Exchange, Queue
 
+from app.embedded_broker import celery_broker
 from config import Settings
 
 
@@ -60,7 +61,10 @@ class FlaskTask(Task):  # type: ignore[misc]
 
 
 def create_celery(settings: Settings, name: str = "switchboard") -> Celery:
-    celery = Celery(name, broker=settings.broker_url, set_as_current=False, task_cls=FlaskTask)
+    broker_url, transport = celery_broker(settings.broker_url, settings.embedded_broker_poll_seconds)
+    celery = Celery(name, broker=broker_url, set_as_current=False, task_cls=FlaskTask)
+    if transport is not None:
+        celery.conf.broker_transport = transport
     celery.conf.update(
         # Each queue has its own direct exchange and routing key. A bare Queue(name) is bound
         # to the default queue's exchange and key, so on RabbitMQ every task would be copied

@@ -85,6 +85,8 @@ class Settings:
     # API keys and their tenants are cached this long per process (0: off): a revoked key,
     # or a tenant's changed settings, reach the API within this many seconds.
     auth_cache_seconds: int = 5
+    # The embedded (SQLite) broker is polled this often when its queues are empty.
+    embedded_broker_poll_seconds: float = 0.1
     # Namespaces every broker key (kombu's global_keyprefix): several deployments, one Redis.
     broker_keyprefix: str | None = None
     # CRM syncs: beat re-drives due ones and sweeps for missing ones this often; a sync not
@@ -117,8 +119,8 @@ class Settings:
             if self.broker_keyprefix:
                 opts["global_keyprefix"] = self.broker_keyprefix
         if self.broker_url.startswith("sqla+"):
-            # kombu hands every sqla option to create_engine (so ``polling_interval``
-            # cannot be set here); let SQLite wait for its lock instead of failing.
+            # kombu hands every sqla option to create_engine (the polling interval is
+            # app.embedded_broker's); let SQLite wait for its lock instead of failing.
             opts["connect_args"] = {"timeout": 30}
         return opts
 
@@ -341,6 +343,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         log_level=log_level,
         redis_tls_verify=tls_verify,
         broker_visibility_timeout=_int(env, "BROKER_VISIBILITY_TIMEOUT", 3600, minimum=60),
+        embedded_broker_poll_seconds=_float(env, "EMBEDDED_BROKER_POLL_SECONDS", 0.1),
         auth_cache_seconds=_int(env, "AUTH_CACHE_SECONDS", 5, minimum=0, maximum=300),
         outbox_relay_interval=_float(env, "OUTBOX_RELAY_INTERVAL", 5.0),
         outbox_relay_grace=_float(env, "OUTBOX_RELAY_GRACE", 10.0),

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import ForeignKey, Index, String, UniqueConstraint
+from sqlalchemy import ForeignKey, Index, String, UniqueConstraint, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.models.base import Base, TenantScoped
@@ -16,6 +16,13 @@ class InboxItem(TenantScoped, Base):
     __table_args__ = (
         UniqueConstraint("account_id", "dedupe_key"),
         Index("ix_webhook_inbox_pending", "processed_at", "next_attempt_at"),
+        # The retention purge: processed rows by age (a partial index: pending rows stay out).
+        Index(
+            "ix_webhook_inbox_processed_received",
+            "received_at",
+            postgresql_where=text("processed_at IS NOT NULL"),
+            sqlite_where=text("processed_at IS NOT NULL"),
+        ),
     )
 
     id: Mapped[str] = mapped_column(String(40), primary_key=True, default=lambda: new_id("inb"))

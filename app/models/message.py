@@ -66,7 +66,11 @@ class MessageEvent(TenantScoped, Timestamped, Base):
     """
 
     __tablename__ = "message_events"
-    __table_args__ = (UniqueConstraint("message_id", "dedupe_key"),)
+    __table_args__ = (
+        UniqueConstraint("message_id", "dedupe_key"),
+        # The CRM sweep reads a tenant's recent events (app.crm.owed.sweep_missing).
+        Index("ix_message_events_tenant_created", "tenant_id", "created_at"),
+    )
 
     id: Mapped[int] = mapped_column(BigIntPK, primary_key=True, autoincrement=True)
     message_id: Mapped[str] = mapped_column(ForeignKey("messages.id"), index=True)

@@ -82,3 +82,28 @@ def test_reliability_settings(tmp_path: Path) -> None:
     assert {(q.exchange.name, q.routing_key) for q in conf.task_queues} == {
         (q, q) for q in QueueNames.all()
     }
+
+
+def test_the_embedded_broker_polls_at_the_configured_interval(tmp_path: Path) -> None:
+    from app.broker import create_celery
+    from config import load_settings
+
+    settings = load_settings(
+        {"SWITCHBOARD_VAR_DIR": str(tmp_path), "EMBEDDED_BROKER_POLL_SECONDS": "0.05"}
+    )
+    assert settings.broker_url.startswith("sqla+sqlite:///")
+    celery = create_celery(settings)
+    with celery.connection_for_write() as conn:
+        transport = conn.transport
+        assert transport.polling_interval == 0.05
+        assert conn.hostname == settings.broker_url.removeprefix("sqla+")
+        with conn.channel() as channel:  # the SQLite file behind it is the configured one
+            channel.queue_declare("probe")
+    assert (tmp_path / "broker.db").exists()
+
+
+def test_a_network_broker_keeps_its_url_and_transport() -> None:
+    from app.embedded_broker import celery_broker
+
+    for url in ("redis://127.0.0.1:6379/0", "amqp://guest@127.0.0.1//"):
+        assert celery_broker(url, 0.1) == (url, None)
