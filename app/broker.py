@@ -61,7 +61,8 @@ class FlaskTask(Task):  # type: ignore[misc]
 
 
 def create_celery(settings: Settings, name: str = "switchboard") -> Celery:
-    broker_url, transport = celery_broker(settings.broker_url, settings.embedded_broker_poll_seconds)
+    poll = settings.embedded_broker_poll_seconds
+    broker_url, transport = celery_broker(settings.broker_url, poll)
     celery = Celery(name, broker=broker_url, set_as_current=False, task_cls=FlaskTask)
     if transport is not None:
         celery.conf.broker_transport = transport

@@ -7,10 +7,14 @@ The rows look like a tenant's past month: every message finished (delivered,
 or now and then failed or undelivered), each with the four events a real one
 leaves (created, queued, accepted, delivered or its failure), spread over
 ``--contacts`` contacts, with one processed inbox row per message for its
-receipt over the last four days (the dedupe window: older ones are purged). Encrypted columns hold real tokens under the run's keys (one token
-reused: the seeded rows are never read back for their content). Everything is
-generated inside Postgres (``generate_series``), in batches, then ANALYZEd, so
-a million messages take a minute or two, not an hour.
+receipt over the last four days (the dedupe window: older ones are purged).
+Encrypted columns hold real tokens under the run's keys (one token reused: the
+seeded rows are never read back for their content). Everything is generated
+inside Postgres (``generate_series``), in batches, then ANALYZEd, so a million
+messages take a minute or two, not an hour.
+
+The SQL is built with f-strings from integers and constants only; every value
+from outside goes in as a bound parameter.
 
 Used by the growth benchmark and the EXPLAIN test.
 """
@@ -63,7 +67,8 @@ def _events_sql(first: int, last: int) -> str:
 INSERT INTO message_events (
     tenant_id, message_id, kind, from_status, to_status, outcome, reason, source, data,
     created_at)
-SELECT :tenant, m.id, e.kind, e.from_status, e.to_status, e.outcome, e.reason, e.source, '{{}}'::json,
+SELECT :tenant, m.id, e.kind, e.from_status, e.to_status, e.outcome, e.reason, e.source,
+       '{{}}'::json,
        m.created_at + e.delay * interval '1 second'
 FROM messages m CROSS JOIN ({rows}) AS e
 WHERE m.id BETWEEN 'msg_{SEED_PREFIX}' || lpad('{first}', 22, '0')
