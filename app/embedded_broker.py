@@ -27,7 +27,7 @@ def is_embedded(broker_url: str) -> bool:
 def transport_for(poll_seconds: float) -> type[Any]:
     """A transport class for ``broker_transport`` that polls every ``poll_seconds``."""
 
-    class Transport(kombu_sqla.Transport):  # type: ignore[misc]
+    class Transport(kombu_sqla.Transport):
         polling_interval = poll_seconds
 
     Transport.__qualname__ = Transport.__name__ = f"EmbeddedTransport{poll_seconds:g}"
