@@ -41,10 +41,14 @@ test-rabbitmq: $(STAMP)
 unit: $(STAMP)
 	$(BIN)/python -m pytest tests/unit
 
+## Every benchmark, each figure beside its baseline (about 45 minutes: the soak is most of it).
 bench: $(STAMP)
 	$(BIN)/python scripts/bench/run.py
 	$(BIN)/python scripts/bench/dispatch.py
+	$(BIN)/python scripts/bench/embedded.py
+	$(BIN)/python scripts/bench/growth.py
 	$(BIN)/python scripts/bench/crm.py
+	$(BIN)/python scripts/bench/soak.py
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache .hypothesis

@@ -57,7 +57,8 @@ class Settings:
     # Beat cadence, in seconds: how often each maintenance job runs.
     outbox_relay_interval: float = 5.0
     outbox_relay_grace: float = 10.0
-    release_interval: float = 2.0
+    # Beat hands due scheduled messages (send_at, quiet hours, retries) on this often.
+    release_interval: float = 1.0
     expire_interval: float = 30.0
     inbox_redrive_interval: float = 15.0
     # Retry policy for provider errors (database-held backoff with full jitter).
@@ -347,7 +348,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         auth_cache_seconds=_int(env, "AUTH_CACHE_SECONDS", 5, minimum=0, maximum=300),
         outbox_relay_interval=_float(env, "OUTBOX_RELAY_INTERVAL", 5.0),
         outbox_relay_grace=_float(env, "OUTBOX_RELAY_GRACE", 10.0),
-        release_interval=_float(env, "RELEASE_INTERVAL", 2.0),
+        release_interval=_float(env, "RELEASE_INTERVAL", 1.0),
         expire_interval=_float(env, "EXPIRE_INTERVAL", 30.0),
         inbox_redrive_interval=_float(env, "INBOX_REDRIVE_INTERVAL", 15.0),
         max_attempts=_int(env, "MAX_ATTEMPTS", 5, minimum=1),
