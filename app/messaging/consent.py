@@ -90,10 +90,15 @@ def history(session: Session, tenant_id: str, phone_index: str) -> list[ConsentR
     )
 
 
-def lock_contact(session: Session, contact_id: str) -> Contact | None:
+def lock_contact(session: Session, contact_id: str, *, shared: bool = False) -> Contact | None:
     """Lock the contact row: opt-outs and dispatch claims for one person take turns on it,
-    so a claim either sees the opt-out or committed its claim before the opt-out began."""
-    return session.scalar(select(Contact).where(Contact.id == contact_id).with_for_update())
+    so a claim either sees the opt-out or committed its claim before the opt-out began.
+
+    Claims take it ``shared`` (FOR SHARE): they exclude an opt-out (FOR UPDATE), not
+    each other, so a burst to one person is not sent one claim at a time."""
+    return session.scalar(
+        select(Contact).where(Contact.id == contact_id).with_for_update(read=shared)
+    )
 
 
 def record_consent(

@@ -129,7 +129,7 @@ def claim(db: Database, settings: Settings, limiter: RateLimiter, message_id: st
             return "missing"
         # The contact first, then the message: the order an opt-out takes them in. Locked
         # so that an opt-out for this person is either seen here or waits for this claim.
-        contact = lock_contact(session, contact_id)
+        contact = lock_contact(session, contact_id, shared=True)
         message = _lock_message(session, message_id)
         if message is None or contact is None:
             return "missing"

@@ -123,9 +123,11 @@ def _footer(summary: dict[str, Any]) -> list[str]:
     ]
     for name, entry in summary["targets"].items():
         if "applied_per_s" in entry:
+            hit = entry["applied_per_s"] >= RECEIPTS_TARGET
             lines.append(
                 f"  {name}: {entry['applied_per_s']:.1f} receipts applied per second end to end "
-                "(answered, and the status written by a real worker; target 1000/s)"
+                f"(answered, and the status written by a real worker); target "
+                f"{RECEIPTS_TARGET}/s: {'HIT' if hit else 'MISS'}"
             )
         if entry.get("status") == "errors":
             lines.append(f"  FAILED {name}: {entry['detail']}")
@@ -139,11 +141,42 @@ def _footer(summary: dict[str, Any]) -> list[str]:
     return lines
 
 
+# The targets (issue: performance): req/s against the floor's, and the p99 against its p99.
+RPS_TARGETS = {"messages": 0.8, "webhook": 0.8, "receipts": 0.8}
+P99_TARGETS = {"messages": 2.0}
+RECEIPTS_TARGET = 2000
+
+
+def _verdicts(summary: dict[str, Any]) -> list[str]:
+    lines = []
+    for name, entry in summary["targets"].items():
+        vs = entry.get("vs_floor") or {}
+        checks = []
+        if name in RPS_TARGETS and vs.get("rps") is not None:
+            want = RPS_TARGETS[name]
+            checks.append(f"req/s {vs['rps']:.2f}x the floor (target >= {want}x): "
+                          f"{'HIT' if vs['rps'] >= want else 'MISS'}")  # fmt: skip
+        if name in P99_TARGETS and vs.get("p99") is not None:
+            want = P99_TARGETS[name]
+            checks.append(f"p99 {vs['p99']:.2f}x the floor's (target <= {want}x): "
+                          f"{'HIT' if vs['p99'] <= want else 'MISS'}")  # fmt: skip
+        if checks:
+            lines.append(f"  {entry['endpoint']}: " + "; ".join(checks))
+    return lines
+
+
 def render_table(summary: dict[str, Any]) -> str:
     header = (
         f"{'target':<30} {'req/s':>8} {'p50 ms':>8} {'p95 ms':>8} {'p99 ms':>8} {'errors':>16} "
         f"{'rps/floor':>9} {'p50/floor':>9} {'p99/floor':>9} {'gen cpu':>7} {'cpu ms/req':>8}"
     )
     rows = [_row(entry) for entry in summary["targets"].values()]
-    lines = [*_header(summary), header, "-" * len(header), *rows, *_footer(summary)]
+    lines = [
+        *_header(summary),
+        header,
+        "-" * len(header),
+        *rows,
+        *_footer(summary),
+        *_verdicts(summary),
+    ]
     return "\n".join(lines)

@@ -77,6 +77,8 @@ def processes(root: int) -> dict[str, psutil.Process]:
     web = 0
     for proc in psutil.Process(root).children(recursive=True):
         try:
+            if proc.name() in ("sh", "bash", "dash", "honcho"):
+                continue  # the shells honcho starts each command in
             cmd = " ".join(proc.cmdline())
         except psutil.Error:
             continue

@@ -211,16 +211,17 @@ def _run_receipts(
     try:
         say(f"  loading {result.target.endpoint}: {plan.count} signed callbacks, applied by it")
         started = time.monotonic()
-        result.load = asyncio.run(
-            run_load(
-                server.base_url,
-                result.target.factory,
-                concurrency=opts.concurrency,
-                warmup=0,
-                duration=None,
-                max_requests=plan.count,
+        with _cpu_measured(server, result):
+            result.load = asyncio.run(
+                run_load(
+                    server.base_url,
+                    result.target.factory,
+                    concurrency=opts.concurrency,
+                    warmup=0,
+                    duration=None,
+                    max_requests=plan.count,
+                )
             )
-        )
         done = wait_applied(envir.env, plan, timeout=max(60.0, plan.count / 50))
         if done is not None:
             result.applied_per_s = plan.count / (done - started)

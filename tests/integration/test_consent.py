@@ -211,3 +211,34 @@ def test_quiet_hours_override_is_decided_by_the_policy(
         "quiet_hours_override",
     )
     assert problem["errors"][0]["field"] == "quiet_hours"
+
+
+@pytest.mark.postgres
+def test_claims_share_the_contact_lock_and_an_opt_out_waits_for_them(
+    ctx: TenantCtx, db: Database
+) -> None:
+    """Claims for one person run side by side; an opt-out waits until none is mid-claim."""
+    from sqlalchemy import text
+    from sqlalchemy.exc import OperationalError
+
+    from app.messaging.consent import lock_contact
+
+    with db.session() as s:
+        contact_id = get_or_create_contact(s, ctx.tenant_id, "+12025550177").id
+    first, second, opt_out = db.sessionmaker(), db.sessionmaker(), db.sessionmaker()
+    try:
+        for session in (first, second, opt_out):
+            session.execute(text("SET LOCAL lock_timeout = '300ms'"))
+        assert lock_contact(first, contact_id, shared=True) is not None
+        assert lock_contact(second, contact_id, shared=True) is not None  # not blocked
+        with pytest.raises(OperationalError, match="lock timeout"):
+            lock_contact(opt_out, contact_id)  # the opt-out's exclusive lock waits
+        opt_out.rollback()
+        first.rollback()
+        second.rollback()
+        opt_out.execute(text("SET LOCAL lock_timeout = '300ms'"))
+        assert lock_contact(opt_out, contact_id) is not None  # free once the claims finished
+    finally:
+        for session in (first, second, opt_out):
+            session.rollback()
+            session.close()
