@@ -23,6 +23,7 @@ from sqlalchemy.types import String
 
 from app.broker import QueueNames, TaskNames
 from app.db import insert_ignore
+from app.messaging.states import EVENT_MESSAGES
 from app.models import ConsentRecord, CrmConnection, CrmSync, Message, MessageEvent
 from app.models.types import utcnow
 from app.outbox import enqueue
@@ -125,6 +126,7 @@ def owe(session: Session, facts: Iterable[Owed]) -> int:
 def _forget(session: Session) -> None:
     if not session.in_nested_transaction():
         session.info.pop(_TASKS, None)
+        session.info.pop(EVENT_MESSAGES, None)
 
 
 def _collect(session: Session, _ctx: Any, _instances: Any) -> None:
@@ -138,12 +140,14 @@ def _write(session: Session, _ctx: Any) -> None:
     if not rows:
         return
     facts: list[Owed] = []
+    known: dict[str, Message] = session.info.get(EVENT_MESSAGES, {})
     with session.no_autoflush:
         for row in rows:
             if isinstance(row, ConsentRecord):
                 facts.append(owed_by_consent(row))
             else:
-                found = owed_by_event(row, session.get(Message, row.message_id))
+                message = known.get(row.message_id) or session.get(Message, row.message_id)
+                found = owed_by_event(row, message)
                 if found is not None:
                     facts.append(found)
     if facts:

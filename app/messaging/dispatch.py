@@ -235,8 +235,13 @@ def send(claim_: Claim) -> SendResult | ProviderError:
 
 
 def record_outcome(
-    db: Database, settings: Settings, message_id: str, outcome: SendResult | ProviderError
+    db: Database,
+    settings: Settings,
+    message_id: str,
+    outcome: SendResult | ProviderError,
+    provider: str | None = None,
 ) -> str:
+    """Write down the provider's answer. ``provider`` (the claim's) saves reading the account."""
     with db.session() as session:
         message = _lock_message(session, message_id)
         assert message is not None
@@ -256,8 +261,10 @@ def record_outcome(
                 data={"provider_message_id": outcome.provider_message_id},
                 changes={"provider_message_id": outcome.provider_message_id},
             )
-            account = session.get(ChannelAccount, message.account_id)
-            receipt_task = get_provider(account.provider).receipt_task if account else None
+            if provider is None:
+                account = session.get(ChannelAccount, message.account_id)
+                provider = account.provider if account else None
+            receipt_task = get_provider(provider).receipt_task if provider else None
             if receipt_task is not None:
                 enqueue(session, receipt_task, [message.id], QueueNames.INTAKE)
             return "accepted"
@@ -323,7 +330,11 @@ RECORD_RETRY_DELAYS = (0.5, 1.0, 2.0, 4.0)
 
 
 def _record_with_retries(
-    db: Database, settings: Settings, message_id: str, outcome: SendResult | ProviderError
+    db: Database,
+    settings: Settings,
+    message_id: str,
+    outcome: SendResult | ProviderError,
+    provider: str | None = None,
 ) -> str:
     """The provider has answered: try hard to write that down.
 
@@ -333,7 +344,7 @@ def _record_with_retries(
     """
     for delay in (*RECORD_RETRY_DELAYS, None):
         try:
-            return record_outcome(db, settings, message_id, outcome)
+            return record_outcome(db, settings, message_id, outcome, provider)
         except (OperationalError, ConcurrentTransition) as exc:
             if delay is None:
                 log.error(
@@ -353,7 +364,7 @@ def dispatch_message(
     if isinstance(claimed, str):
         return claimed
     outcome = send(claimed)
-    result = _record_with_retries(db, settings, message_id, outcome)
+    result = _record_with_retries(db, settings, message_id, outcome, claimed.provider)
     log.info(
         "dispatched",
         extra={"message_id": message_id, "result": result, "provider": claimed.provider},

@@ -106,6 +106,11 @@ class ConcurrentTransition(RuntimeError):
     """The row changed under us between read and write; the caller's transaction must retry."""
 
 
+# Messages that got an event in this session, held strongly until it ends: the identity
+# map is weak, and the CRM hook reads each event's message at flush (app.crm.owed).
+EVENT_MESSAGES = "switchboard.event_messages"
+
+
 def _record(
     session: Session,
     message: Message,
@@ -133,6 +138,7 @@ def _record(
         data=data or {},
     )
     session.add(event)
+    session.info.setdefault(EVENT_MESSAGES, {})[message.id] = message
     return event
 
 

@@ -85,8 +85,7 @@ def processes(root: int) -> dict[str, psutil.Process]:
         if "python" not in cmd and "celery" not in cmd and "gunicorn" not in cmd:
             continue
         if "gunicorn" in cmd:
-            parent = proc.parent()
-            is_master = parent is None or "gunicorn" not in " ".join(parent.cmdline())
+            is_master = bool(proc.children())  # the arbiter; its workers have none
             name = "web master" if is_master else f"web worker {(web := web + 1)}"
         elif " beat" in cmd:
             name = "beat"
