@@ -73,7 +73,10 @@ class MessageEvent(TenantScoped, Timestamped, Base):
     )
 
     id: Mapped[int] = mapped_column(BigIntPK, primary_key=True, autoincrement=True)
-    message_id: Mapped[str] = mapped_column(ForeignKey("messages.id"), index=True)
+    # No index of their own: (message_id, dedupe_key) serves lookups by message, and
+    # (tenant_id, created_at) by tenant. Each index is one more write per event.
+    tenant_id: Mapped[str] = mapped_column(String(40))
+    message_id: Mapped[str] = mapped_column(ForeignKey("messages.id"))
     kind: Mapped[str] = mapped_column(String(20))
     from_status: Mapped[str | None] = mapped_column(String(16), default=None)
     to_status: Mapped[str | None] = mapped_column(String(16), default=None)

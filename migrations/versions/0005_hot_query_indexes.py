@@ -1,4 +1,5 @@
-"""Indexes for the inbox retention purge and the CRM sweep, found by the EXPLAIN test
+"""Indexes for the inbox retention purge and the CRM sweep, found by the EXPLAIN test;
+two redundant indexes of message_events dropped (each was one more write per event)
 
 Revision ID: 0005
 Revises: 0004
@@ -27,8 +28,13 @@ def upgrade() -> None:
     op.create_index(
         "ix_message_events_tenant_created", "message_events", ["tenant_id", "created_at"]
     )
+    # (message_id, dedupe_key) and (tenant_id, created_at) lead with these columns.
+    op.drop_index("ix_message_events_message_id", table_name="message_events")
+    op.drop_index("ix_message_events_tenant_id", table_name="message_events")
 
 
 def downgrade() -> None:
+    op.create_index("ix_message_events_tenant_id", "message_events", ["tenant_id"])
+    op.create_index("ix_message_events_message_id", "message_events", ["message_id"])
     op.drop_index("ix_message_events_tenant_created", table_name="message_events")
     op.drop_index("ix_webhook_inbox_processed_received", table_name="webhook_inbox")
