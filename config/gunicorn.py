@@ -7,7 +7,7 @@ _settings = load_settings()
 bind = f"0.0.0.0:{_settings.port}"
 workers = _settings.web_concurrency
 worker_class = "gthread"
-threads = 4
+threads = _settings.web_threads
 # Heroku sends SIGTERM, then SIGKILL 30 s later: finish in-flight requests well before that.
 graceful_timeout = 20
 timeout = 30

@@ -46,6 +46,8 @@ class Settings:
     var_dir: Path
     port: int = 5000
     web_concurrency: int = 2
+    # Threads per gunicorn worker (gthread): a request waits on Postgres and Redis in turn.
+    web_threads: int = 4
     max_body_bytes: int = 64 * 1024
     sentry_dsn: str | None = None
     sentry_environment: str = "production"
@@ -336,6 +338,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         var_dir=var_dir,
         port=port,
         web_concurrency=_int(env, "WEB_CONCURRENCY", 2, minimum=1),
+        web_threads=_int(env, "WEB_THREADS", 4, minimum=1, maximum=64),
         max_body_bytes=_int(env, "MAX_BODY_BYTES", 64 * 1024, minimum=1024),
         sentry_dsn=env.get("SENTRY_DSN") or None,
         sentry_environment=env.get("SENTRY_ENVIRONMENT") or "production",

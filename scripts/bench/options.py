@@ -27,6 +27,7 @@ class Options:
     as_json: bool
     receipts: int = 3000
     profile_dir: str | None = None
+    threads: int | None = None
 
 
 def describe_bound(duration: float | None, requests: int | None) -> str:
@@ -70,6 +71,12 @@ def _parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--workers", type=int, default=2, help="WEB_CONCURRENCY for every server (default 2)"
+    )
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=None,
+        help="WEB_THREADS for every server (default: the config's, 4)",
     )
     parser.add_argument(
         "--targets",
@@ -157,4 +164,5 @@ def parse_args(argv: list[str] | None) -> Options:
         as_json=args.as_json,
         receipts=args.receipts,
         profile_dir=args.profile,
+        threads=args.threads,
     )

@@ -67,6 +67,7 @@ def summarize(
         "config": {
             "gunicorn_config": GUNICORN_CONFIG,
             "web_concurrency": opts.workers,
+            "web_threads": opts.threads or "4 (config)",
             "concurrency": opts.concurrency,
             "warmup_s": opts.warmup,
             "duration_s": opts.duration,
@@ -90,8 +91,9 @@ def _header(summary: dict[str, Any]) -> list[str]:
     return [
         "",
         f"Switchboard web benchmark (run {summary['run_id']})",
-        f"  servers: gunicorn -c {cfg['gunicorn_config']}, WEB_CONCURRENCY={cfg['web_concurrency']}"
-        " (worker class and threads from the config), bound to 127.0.0.1",
+        f"  servers: gunicorn -c {cfg['gunicorn_config']} (gthread), "
+        f"WEB_CONCURRENCY={cfg['web_concurrency']}, WEB_THREADS={cfg['web_threads']}, "
+        "bound to 127.0.0.1",
         f"  load: {cfg['concurrency']} connections, closed loop, {cfg['warmup_s']:g} s warm-up "
         f"(not measured) then {bound} per target",
         f"  NOTE: the load generator and the servers share this machine ({cfg['cpus']} CPUs); "
