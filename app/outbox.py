@@ -39,6 +39,9 @@ def enqueue(session: Session, task_name: str, args: Sequence[str], queue: str) -
     return row
 
 
+DELETE_CHUNK = 1000
+
+
 class PublishedRows:
     """Ids of outbox rows the broker took, deleted together every ``interval`` seconds.
 
@@ -83,7 +86,7 @@ class PublishedRows:
             self.flush()
 
     def flush(self, quiet: bool = False) -> int:
-        """Delete the rows published so far; the number deleted."""
+        """Delete the rows published so far; how many ids were handed to the DELETE."""
         if self._pid != os.getpid():
             return 0
         with self._lock:
@@ -95,7 +98,9 @@ class PublishedRows:
                 if conn.dialect.name == "postgresql":
                     # Losing this delete in a crash only means a harmless republish: no fsync.
                     conn.exec_driver_sql("SET LOCAL synchronous_commit TO OFF")
-                conn.execute(delete(OutboxRow).where(OutboxRow.id.in_(ids)))
+                for start in range(0, len(ids), DELETE_CHUNK):  # SQLite caps bound variables
+                    chunk = ids[start : start + DELETE_CHUNK]
+                    conn.execute(delete(OutboxRow).where(OutboxRow.id.in_(chunk)))
         except Exception as exc:  # published but not deleted: retried next round
             if not quiet and self._failures == 0:
                 log.warning("outbox rows published but not deleted", extra={"error": str(exc)})

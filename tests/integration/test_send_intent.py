@@ -176,8 +176,8 @@ def test_published_rows_are_deleted_in_one_batch(db: Database) -> None:
         ids = [row.id for row in rows]
     batch = PublishedRows(db, interval=3600)  # no background round during the test
     batch.add(ids[:2])
-    batch.add(ids[2:])
-    assert batch.flush() == 3
+    batch.add([*ids[2:], *range(10**12, 10**12 + 2500)])  # more ids than one DELETE takes
+    assert batch.flush() == 2503
     assert batch.flush() == 0
     with db.session() as s:
         assert s.scalars(select(OutboxRow).where(OutboxRow.id.in_(ids))).all() == []
