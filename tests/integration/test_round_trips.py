@@ -28,7 +28,8 @@ from app.providers.signing import sign_headers
 from config import Settings
 from tests.factories import TenantCtx, make_tenant_ctx
 
-pytestmark = pytest.mark.usefixtures("backend")
+# Network round trips to Postgres; SQLite is in-process (and adds its own BEGIN IMMEDIATE).
+pytestmark = [pytest.mark.usefixtures("backend"), pytest.mark.postgres]
 
 
 @dataclass
