@@ -41,7 +41,7 @@ test-rabbitmq: $(STAMP)
 unit: $(STAMP)
 	$(BIN)/python -m pytest tests/unit
 
-## Every benchmark, each figure beside its baseline (about 45 minutes: the soak is most of it).
+## Every benchmark, each figure beside its baseline (about 90 minutes on 2 CPUs: mostly the soak).
 bench: $(STAMP)
 	$(BIN)/python scripts/bench/run.py
 	$(BIN)/python scripts/bench/dispatch.py
