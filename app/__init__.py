@@ -13,7 +13,6 @@ from config.logging import configure_logging
 def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     """Build the web app; ``test_config`` may carry ``settings`` and Flask overrides."""
     from app.api import admin, consents, contacts, crm, health, messages, rules, webhooks
-    from app.api.auth import make_key_cache
     from app.api.errors import register_error_handlers
     from app.api.session import close_request_session
     from app.broker import create_celery
@@ -23,6 +22,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     from app.observability import init_sentry
     from app.outbox import install_outbox
     from app.security.crypto import Keyring, install_keyring
+    from app.ttl_cache import TTLCache
 
     config = dict(test_config or {})
     settings: Settings = config.pop("settings", None) or load_settings()
@@ -36,16 +36,16 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
 
     db = make_database(settings)
     celery = create_celery(settings)
-    published_rows = install_outbox(db, celery)
+    install_outbox(db, celery)
     install_crm_hook(db.sessionmaker)
     app.extensions["switchboard.settings"] = settings
     app.extensions["switchboard.db"] = db
     app.extensions["celery"] = celery
-    app.extensions["switchboard.outbox"] = published_rows
     app.extensions["switchboard.limiter"] = make_limiter(
         settings.redis_url, settings.broker_keyprefix
     )
-    app.extensions["switchboard.key_cache"] = make_key_cache(settings.auth_cache_seconds)
+    # API keys and their tenants (app.api.auth), for AUTH_CACHE_SECONDS.
+    app.extensions["switchboard.key_cache"] = TTLCache(settings.auth_cache_seconds)
     celery.flask_app = app
 
     register_error_handlers(app)

@@ -16,12 +16,6 @@ from typing import Any
 from kombu.transport import sqlalchemy as kombu_sqla
 
 SCHEME = "sqla+"
-# EMBEDDED_BROKER_POLL_SECONDS overrides it (read by config.settings).
-DEFAULT_POLL_SECONDS = 0.1
-
-
-def is_embedded(broker_url: str) -> bool:
-    return broker_url.startswith(SCHEME)
 
 
 def transport_for(poll_seconds: float) -> type[Any]:
@@ -37,6 +31,6 @@ def transport_for(poll_seconds: float) -> type[Any]:
 def celery_broker(broker_url: str, poll_seconds: float) -> tuple[str, type[Any] | None]:
     """The URL and transport class to give Celery: the sqla scheme is dropped, since kombu
     takes a ``transport+`` prefix over an explicit transport."""
-    if not is_embedded(broker_url):
+    if not broker_url.startswith(SCHEME):
         return broker_url, None
     return broker_url.removeprefix(SCHEME), transport_for(poll_seconds)

@@ -131,7 +131,7 @@ def publish_rows(celery: Celery, published_rows: PublishedRows, rows: Sequence[O
     return len(published)
 
 
-def install_outbox(db: Database, celery: Celery) -> PublishedRows:
+def install_outbox(db: Database, celery: Celery) -> None:
     """Publish a session's outbox rows after it commits; forget them if it rolls back."""
     published_rows = PublishedRows(db)
 
@@ -152,7 +152,6 @@ def install_outbox(db: Database, celery: Celery) -> PublishedRows:
 
     event.listen(db.sessionmaker, "after_commit", after_commit)
     event.listen(db.sessionmaker, "after_rollback", after_rollback)
-    return published_rows
 
 
 def relay(celery: Celery, db: Database, grace: timedelta, batch: int = 500) -> int:

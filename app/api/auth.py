@@ -36,10 +36,6 @@ class Principal:
     tenant: Tenant
 
 
-def make_key_cache(ttl_seconds: float) -> TTLCache[str, Principal]:
-    return TTLCache(ttl_seconds)
-
-
 def _load_principal(key_hash: str) -> Principal | None:
     session = request_session()
     row = session.execute(

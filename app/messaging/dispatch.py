@@ -239,9 +239,9 @@ def record_outcome(
     settings: Settings,
     message_id: str,
     outcome: SendResult | ProviderError,
-    provider: str | None = None,
+    provider: str,
 ) -> str:
-    """Write down the provider's answer. ``provider`` (the claim's) saves reading the account."""
+    """Write down ``provider``'s answer (the claim's provider: no need to read the account)."""
     with db.session() as session:
         message = _lock_message(session, message_id)
         assert message is not None
@@ -261,10 +261,7 @@ def record_outcome(
                 data={"provider_message_id": outcome.provider_message_id},
                 changes={"provider_message_id": outcome.provider_message_id},
             )
-            if provider is None:
-                account = session.get(ChannelAccount, message.account_id)
-                provider = account.provider if account else None
-            receipt_task = get_provider(provider).receipt_task if provider else None
+            receipt_task = get_provider(provider).receipt_task
             if receipt_task is not None:
                 enqueue(session, receipt_task, [message.id], QueueNames.INTAKE)
             return "accepted"
@@ -334,7 +331,7 @@ def _record_with_retries(
     settings: Settings,
     message_id: str,
     outcome: SendResult | ProviderError,
-    provider: str | None = None,
+    provider: str,
 ) -> str:
     """The provider has answered: try hard to write that down.
 

@@ -24,18 +24,16 @@ if _REPO_ROOT not in sys.path:
 import argparse
 import os
 import shutil
-import signal
-import subprocess
 import tempfile
 import time
 from dataclasses import dataclass
 
 import requests
 
-from scripts.bench.common import REPO_ROOT, SetupError, say
+from scripts.bench.common import SetupError, say
 from scripts.bench.fixtures import SENDER, STRIPPED_ENV, run_cli
 from scripts.bench.loadgen import percentile
-from scripts.bench.servers import free_port
+from scripts.bench.servers import free_port, pipeline
 
 TARGET_P50_S = 1.5
 RECIPIENT = "+12025550100"  # sandbox: accepted, sent, delivered
@@ -76,20 +74,6 @@ def _env(var_dir: Path, port: int) -> dict[str, str]:
     return env
 
 
-def _wait_ready(base: str, proc: subprocess.Popen[bytes], timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise SetupError(f"scripts/run exited with {proc.returncode}")
-        try:
-            if requests.get(f"{base}/readyz", timeout=2).status_code == 200:
-                return
-        except requests.RequestException:
-            pass
-        time.sleep(0.2)
-    raise SetupError("the embedded pipeline was not ready within a minute")
-
-
 def _one(base: str, headers: dict[str, str], n: int, to: str = RECIPIENT) -> float | None:
     started = time.monotonic()
     r = requests.post(f"{base}/v1/messages", json={"to": to, "body": f"hi #{n}"}, headers=headers)
@@ -112,18 +96,7 @@ def measure(messages: int, log_dir: Path) -> EmbeddedResult:
     key = str(run_cli(env, "keys", "create", "--tenant", tenant)["key"])
     run_cli(env, "accounts", "create", "--tenant", tenant, "--provider", "sandbox",
             "--sender", SENDER)  # fmt: skip
-    log = (log_dir / "run.log").open("wb")
-    say(f"  starting scripts/run (embedded default) on {base}")
-    proc = subprocess.Popen(
-        [str(Path(REPO_ROOT) / "scripts" / "run")],
-        cwd=REPO_ROOT,
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
-    try:
-        _wait_ready(base, proc)
+    with pipeline(env, log_dir / "run.log"):
         headers = {"Authorization": f"Bearer {key}"}
         for n in range(3):  # warm: the first requests open connections and files
             _one(base, headers, n)
@@ -131,13 +104,6 @@ def measure(messages: int, log_dir: Path) -> EmbeddedResult:
         results = [_one(base, headers, 100 + n) for n in range(messages)]
         say("  10 intents to a number the sandbox throttles once")
         released = [_one(base, headers, 200 + n, THROTTLED_ONCE) for n in range(10)]
-    finally:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-        log.close()
     done = [r for r in results if r is not None]
     return EmbeddedResult(done, len(results) - len(done), [r for r in released if r is not None])
 

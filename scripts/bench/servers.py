@@ -10,6 +10,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import IO
 
@@ -147,3 +148,42 @@ def make_servers(
     for server in servers.values():
         cleanups.callback(server.stop)
     return servers
+
+
+@contextlib.contextmanager
+def pipeline(env: dict[str, str], log_path: Path, timeout: float = 60) -> Iterator[int]:
+    """``scripts/run`` (what ``make run`` starts: web, workers, beat) until the block ends.
+
+    Yields its process group id once ``/readyz`` answers 200 on ``env["PORT"]``; the
+    group is stopped with SIGTERM (SIGKILL after 40 s) on the way out, also on error.
+    """
+    base = f"http://127.0.0.1:{env['PORT']}"
+    with log_path.open("wb") as log:
+        say(f"  starting scripts/run on {base} (log: {log_path})")
+        proc = subprocess.Popen(
+            [str(Path(REPO_ROOT) / "scripts" / "run")],
+            cwd=REPO_ROOT,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        try:
+            deadline = time.monotonic() + timeout
+            while True:
+                with contextlib.suppress(requests.RequestException):
+                    if requests.get(f"{base}/readyz", timeout=2).status_code == 200:
+                        break
+                if proc.poll() is not None:
+                    raise SetupError(f"scripts/run exited with {proc.returncode} ({log_path})")
+                if time.monotonic() > deadline:
+                    raise SetupError(f"the pipeline was not ready within {timeout:.0f} s")
+                time.sleep(0.2)
+            yield proc.pid
+        finally:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGTERM)
+            try:
+                proc.wait(timeout=40)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)

@@ -27,8 +27,6 @@ import argparse
 import contextlib
 import os
 import secrets
-import signal
-import subprocess
 import tempfile
 import threading
 import time
@@ -41,7 +39,7 @@ from cryptography.fernet import Fernet
 from sqlalchemy import create_engine, text
 
 from app.broker import QueueNames
-from scripts.bench.common import REPO_ROOT, SetupError, say
+from scripts.bench.common import SetupError, say
 from scripts.bench.fixtures import (
     SENDER,
     UNLIMITED_API,
@@ -51,7 +49,7 @@ from scripts.bench.fixtures import (
     drop_database,
     run_cli,
 )
-from scripts.bench.servers import free_port
+from scripts.bench.servers import free_port, pipeline
 
 TOLERANCE = 0.10
 RECIPIENT_BASE = 12025560000  # sandbox: any last four but 0001-0005 is delivered
@@ -180,28 +178,15 @@ def main(argv: list[str] | None = None) -> int:
     create_database(args.pg_url, db_name)
     client = redis.Redis.from_url(args.redis_url)
     engine = create_engine(env["DATABASE_URL"])
-    proc: subprocess.Popen[bytes] | None = None
     lines: list[str] = []
+    stack = contextlib.ExitStack()  # the pipeline, stopped before the database is dropped
     try:
         run_cli(env, "db", "upgrade")
         tenant = str(run_cli(env, "tenants", "create", "--name", "soak", *UNLIMITED_API)["id"])
         key = str(run_cli(env, "keys", "create", "--tenant", tenant)["key"])
         run_cli(env, "accounts", "create", "--tenant", tenant, "--provider", "sandbox",
                 "--sender", SENDER)  # fmt: skip
-        say(f"  starting scripts/run on {base} (logs in {log_dir})")
-        log = (log_dir / "run.log").open("wb")
-        proc = subprocess.Popen(
-            [str(Path(REPO_ROOT) / "scripts" / "run")], cwd=REPO_ROOT, env=env, stdout=log,
-            stderr=subprocess.STDOUT, start_new_session=True,
-        )  # fmt: skip
-        deadline = time.monotonic() + 60
-        while True:
-            with contextlib.suppress(requests.RequestException):
-                if requests.get(f"{base}/readyz", timeout=2).status_code == 200:
-                    break
-            if time.monotonic() > deadline or proc.poll() is not None:
-                raise SetupError("the pipeline did not become ready")
-            time.sleep(0.3)
+        root = stack.enter_context(pipeline(env, log_dir / "run.log"))
 
         def delivered() -> int:
             with engine.connect() as conn:
@@ -230,11 +215,11 @@ def main(argv: list[str] | None = None) -> int:
             now = time.monotonic() - started
             done = delivered()
             if not start_rss and done >= warm_at:
-                start_rss = rss_mb(processes(proc.pid))
+                start_rss = rss_mb(processes(root))
             if now >= next_sample or done >= args.messages:
                 next_sample = now + args.every
                 d = depths(client, prefix)
-                last_rss = rss_mb(processes(proc.pid))
+                last_rss = rss_mb(processes(root))
                 rss = " ".join(f"{n}={v:.0f}MB" for n, v in sorted(last_rss.items()))
                 line = (
                     f"{now:6.0f} {sender.sent:7d} {done:10d}  "
@@ -249,15 +234,9 @@ def main(argv: list[str] | None = None) -> int:
                 raise SetupError("nothing was accepted")
             time.sleep(1)
         elapsed = time.monotonic() - started
-        end_rss = rss_mb(processes(proc.pid))
+        end_rss = rss_mb(processes(root))
     finally:
-        if proc is not None:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(proc.pid, signal.SIGTERM)
-            try:
-                proc.wait(timeout=40)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
+        stack.close()
         engine.dispose()
         with contextlib.suppress(Exception):
             drop_database(args.pg_url, db_name)

@@ -56,7 +56,7 @@ def test_a_revoked_key_is_refused_within_the_ttl(
     assert send(cached_app, ctx.key, 3) == 401  # and it stays refused
 
 
-def test_the_cache_saves_the_lookup_and_serves_tenant_changes_after_the_ttl(
+def test_a_tenant_change_reaches_the_api_once_the_entry_expires(
     cached_app: Flask, db: Database
 ) -> None:
     ctx = make_tenant_ctx(db)

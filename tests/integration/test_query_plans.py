@@ -39,7 +39,7 @@ from app.messaging.receipts import process_inbox_item
 from app.messaging.reconcile import reconcile
 from app.messaging.scheduler import expire_overdue, release_due
 from app.messaging.stuck import Window, stuck_report
-from app.models import InboxItem, Message
+from app.models import CrmConnection, InboxItem, Message
 from app.outbox import relay
 from app.providers.signing import generate_secret, sign_headers
 from config import Settings
@@ -92,7 +92,8 @@ class Captured:
             self.statements.append((statement, params))
 
 
-def run_hot_paths(app: Flask, db: Database) -> None:
+def run_hot_paths(app: Flask, db: Database) -> list[tuple[str, Any]]:
+    """Seed, then run every hot path; the statements they sent, with their parameters."""
     settings: Settings = app.extensions["switchboard.settings"]
     limiter = app.extensions["switchboard.limiter"]
     client = app.test_client()
@@ -175,13 +176,11 @@ def run_hot_paths(app: Flask, db: Database) -> None:
         with db.session() as s:
             stuck_report(s, Window(settings.stuck_sla))
             stuck_syncs(s, timedelta(minutes=10))
-            from app.models import CrmConnection
-
             for connection in s.query(CrmConnection).all():
                 sweep_missing(s, connection, datetime.now(UTC) - timedelta(days=1))
     finally:
         event.remove(db.engine, "before_cursor_execute", capture)
-    app.extensions["_captured"] = capture.statements
+    return capture.statements
 
 
 def plans(db: Database, statements: list[tuple[str, Any]], forced: bool) -> dict[str, list[str]]:
@@ -204,9 +203,7 @@ def plans(db: Database, statements: list[tuple[str, Any]], forced: bool) -> dict
 @pytest.fixture(scope="module")
 def captured(seeded_app: Flask) -> list[tuple[str, Any]]:
     db: Database = seeded_app.extensions["switchboard.db"]
-    run_hot_paths(seeded_app, db)
-    statements: list[tuple[str, Any]] = seeded_app.extensions["_captured"]
-    return statements
+    return run_hot_paths(seeded_app, db)
 
 
 def test_the_hot_paths_were_captured(captured: list[tuple[str, Any]]) -> None:

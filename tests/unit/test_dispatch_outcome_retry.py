@@ -25,7 +25,7 @@ def test_outcome_is_recorded_after_transient_failures(monkeypatch: pytest.Monkey
     calls: list[int] = []
     monkeypatch.setattr(dispatch, "record_outcome", flaky(2, calls))
     monkeypatch.setattr(dispatch.time, "sleep", lambda _s: None)
-    result = dispatch._record_with_retries(None, None, "msg_x", SendResult("P1"))  # type: ignore[arg-type]
+    result = dispatch._record_with_retries(None, None, "msg_x", SendResult("P1"), "sandbox")  # type: ignore[arg-type]
     assert (result, len(calls)) == ("accepted", 3)
 
 
@@ -35,6 +35,6 @@ def test_a_long_outage_gives_up_and_raises(monkeypatch: pytest.MonkeyPatch) -> N
     monkeypatch.setattr(dispatch, "record_outcome", flaky(99, calls))
     monkeypatch.setattr(dispatch.time, "sleep", slept.append)
     with pytest.raises(OperationalError):
-        dispatch._record_with_retries(None, None, "msg_x", SendResult("P1"))  # type: ignore[arg-type]
+        dispatch._record_with_retries(None, None, "msg_x", SendResult("P1"), "sandbox")  # type: ignore[arg-type]
     assert len(calls) == len(dispatch.RECORD_RETRY_DELAYS) + 1
     assert slept == list(dispatch.RECORD_RETRY_DELAYS)
