@@ -23,6 +23,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     from app.outbox import install_outbox
     from app.security.crypto import Keyring, install_keyring
     from app.ttl_cache import TTLCache
+    from app.wakes import make_wakes
 
     config = dict(test_config or {})
     settings: Settings = config.pop("settings", None) or load_settings()
@@ -36,11 +37,13 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
 
     db = make_database(settings)
     celery = create_celery(settings)
-    install_outbox(db, celery)
+    wakes = make_wakes(settings.redis_url, settings.broker_keyprefix)
+    install_outbox(db, celery, wakes)
     install_crm_hook(db.sessionmaker)
     app.extensions["switchboard.settings"] = settings
     app.extensions["switchboard.db"] = db
     app.extensions["celery"] = celery
+    app.extensions["switchboard.wakes"] = wakes
     app.extensions["switchboard.limiter"] = make_limiter(
         settings.redis_url, settings.broker_keyprefix
     )

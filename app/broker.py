@@ -37,6 +37,7 @@ class TaskNames:
     """Stable task names: renaming one strands tasks already on the broker."""
 
     DISPATCH = "dispatch_message"
+    DISPATCH_LANE = "dispatch_lane"
     PROCESS_INBOX = "process_inbox_item"
     SIMULATED_RECEIPTS = "sandbox_emit_receipts"
     RELAY_OUTBOX = "relay_outbox"

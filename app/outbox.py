@@ -26,6 +26,7 @@ from sqlalchemy.orm import Session
 from app.db import Database
 from app.models import OutboxRow
 from app.models.types import utcnow
+from app.wakes import Wakes
 
 log = logging.getLogger(__name__)
 _PENDING = "switchboard.outbox.pending"
@@ -112,14 +113,22 @@ class PublishedRows:
         return len(ids)
 
 
-def publish_rows(celery: Celery, published_rows: PublishedRows, rows: Sequence[OutboxRow]) -> int:
+def publish_rows(
+    celery: Celery,
+    published_rows: PublishedRows,
+    rows: Sequence[OutboxRow],
+    wakes: Wakes | None = None,
+) -> int:
     """Publish rows in order, and owe the deletion of the ones the broker took.
 
-    Stops at the first failure: the rest stay for the relay."""
+    A coalescing wake (``app.wakes``) with one already waiting is not published again:
+    the waiting one will do its work. Stops at the first failure: the rest stay for the
+    relay."""
     published: list[int] = []
     try:
         for row in rows:
-            celery.send_task(row.task_name, args=row.args, queue=row.queue)
+            if wakes is None or wakes.should_publish(row.task_name, row.queue):
+                celery.send_task(row.task_name, args=row.args, queue=row.queue)
             published.append(row.id)
     except Exception as exc:  # any broker failure: the relay will try again
         log.warning(
@@ -131,7 +140,7 @@ def publish_rows(celery: Celery, published_rows: PublishedRows, rows: Sequence[O
     return len(published)
 
 
-def install_outbox(db: Database, celery: Celery) -> None:
+def install_outbox(db: Database, celery: Celery, wakes: Wakes | None = None) -> None:
     """Publish a session's outbox rows after it commits; forget them if it rolls back."""
     published_rows = PublishedRows(db)
 
@@ -140,7 +149,7 @@ def install_outbox(db: Database, celery: Celery) -> None:
             return  # a savepoint was released: the rows are not committed until the outer one
         rows = session.info.pop(_PENDING, None)
         if rows:
-            publish_rows(celery, published_rows, rows)
+            publish_rows(celery, published_rows, rows, wakes)
 
     def after_rollback(session: Session) -> None:
         if session.in_nested_transaction():

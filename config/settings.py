@@ -101,6 +101,15 @@ class Settings:
     crm_retry_base_seconds: float = 2.0
     crm_retry_max_seconds: float = 300.0
     crm_sweep_window_seconds: float = 24 * 3600.0
+    # Batch hot paths: a dispatch claims up to this many queued messages of one lane in one
+    # statement (fair between tenants); a receipts batch applies up to this many inbox rows.
+    dispatch_batch_size: int = 100
+    receipt_batch_size: int = 200
+    # Sends in flight at once per worker process, and per channel account within it.
+    send_concurrency: int = 64
+    send_concurrency_per_account: int = 32
+    # A drain task keeps claiming full batches for at most this long, then hands on.
+    drain_seconds: float = 5.0
 
     @property
     def stuck_sla(self) -> dict[str, float]:
@@ -375,4 +384,11 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         crm_retry_base_seconds=_float(env, "CRM_RETRY_BASE_SECONDS", 2.0),
         crm_retry_max_seconds=_float(env, "CRM_RETRY_MAX_SECONDS", 300.0),
         crm_sweep_window_seconds=_float(env, "CRM_SWEEP_WINDOW_SECONDS", 24 * 3600.0),
+        dispatch_batch_size=_int(env, "DISPATCH_BATCH_SIZE", 100, minimum=1, maximum=1000),
+        receipt_batch_size=_int(env, "RECEIPT_BATCH_SIZE", 200, minimum=1, maximum=1000),
+        send_concurrency=_int(env, "SEND_CONCURRENCY", 64, minimum=1, maximum=512),
+        send_concurrency_per_account=_int(
+            env, "SEND_CONCURRENCY_PER_ACCOUNT", 32, minimum=1, maximum=512
+        ),
+        drain_seconds=_float(env, "DRAIN_SECONDS", 5.0),
     )

@@ -120,6 +120,12 @@ def sign(auth_token: str, url: str, params: dict[str, str]) -> str:
     return str(RequestValidator(auth_token).compute_signature(url, params))
 
 
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    # Batches send many messages at once; the default backlog of 5 resets connections.
+    request_queue_size = 256
+
+
 class FakeTwilio:
     """The fake, runnable in a thread (tests) or as a process (``main``)."""
 
@@ -143,8 +149,7 @@ class FakeTwilio:
         self.fetches: list[str] = []
         self.arrivals: list[tuple[float, str]] = []  # every send request, as it arrives
         self._lock = threading.Lock()
-        self._server = ThreadingHTTPServer((host, port), _handler(self))
-        self._server.daemon_threads = True
+        self._server = _Server((host, port), _handler(self))
         self._thread: threading.Thread | None = None
         self._callback_threads: list[threading.Thread] = []
 

@@ -7,6 +7,7 @@ from flask import current_app
 
 from app.db import Database
 from app.messaging.ratelimit import RateLimiter
+from app.wakes import Wakes
 from config import Settings
 
 
@@ -27,4 +28,9 @@ def celery() -> Celery:
 
 def limiter() -> RateLimiter:
     value: RateLimiter = current_app.extensions["switchboard.limiter"]
+    return value
+
+
+def wakes() -> Wakes:
+    value: Wakes = current_app.extensions["switchboard.wakes"]
     return value

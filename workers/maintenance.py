@@ -7,10 +7,10 @@ from datetime import timedelta
 
 from celery import shared_task
 
-from app.broker import TaskNames
+from app.broker import QueueNames, TaskNames
 from app.messaging.inbox import purge_processed, redrive_deferred
 from app.messaging.reconcile import reconcile
-from app.messaging.scheduler import expire_overdue, release_due
+from app.messaging.scheduler import expire_overdue, release_due, unannounced_work
 from app.outbox import relay
 from workers.context import celery, db, settings
 
@@ -30,6 +30,16 @@ def release_due_messages() -> int:
     count = release_due(db())
     if count:
         log.info("released due messages", extra={"count": count})
+    # Queued work whose wake was lost (broker outage): wake its drain.
+    lanes, inbox = unannounced_work(db())
+    for lane in lanes:
+        celery().send_task(
+            TaskNames.DISPATCH_LANE, args=[lane], queue=QueueNames.for_priority(lane)
+        )
+    if inbox:
+        celery().send_task(TaskNames.PROCESS_INBOX, args=[""], queue=QueueNames.INTAKE)
+    if lanes or inbox:
+        log.info("woke drains for unannounced work", extra={"lanes": lanes, "inbox": inbox})
     return count
 
 

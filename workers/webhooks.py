@@ -8,12 +8,13 @@ import requests
 from celery import shared_task
 from sqlalchemy.exc import OperationalError
 
-from app.broker import TaskNames
-from app.messaging.receipts import process_inbox_item as process
+from app.broker import QueueNames, TaskNames
+from app.messaging.receipts import drain_inbox
 from app.messaging.simulation import receipt_target
 from app.messaging.states import ConcurrentTransition
 from app.providers.base import RetryableError
-from workers.context import db, settings
+from workers.context import celery, db, settings, wakes
+from workers.dispatch import _stopping
 
 log = logging.getLogger(__name__)
 
@@ -25,11 +26,14 @@ log = logging.getLogger(__name__)
     retry_backoff_max=4,
     max_retries=5,
 )
-def process_inbox_item(item_id: str) -> str:
-    with db().session() as session:
-        result = process(session, settings(), item_id)
-    log.info("inbox processed", extra={"inbox_id": item_id, "result": result})
-    return result
+def process_inbox_item(item_id: str) -> int:
+    """The inbox's drain: this row (due or not: beat re-drives deferred ones) and every due
+    one with it, in batches. Its wakes coalesce (app.wakes): the flag is cleared first."""
+    wakes().clear(TaskNames.PROCESS_INBOX, QueueNames.INTAKE)
+    handled, more = drain_inbox(db(), settings(), item_id, _stopping.is_set)
+    if more:
+        celery().send_task(TaskNames.PROCESS_INBOX, args=[item_id], queue=QueueNames.INTAKE)
+    return handled
 
 
 @shared_task(

@@ -81,6 +81,12 @@ QUIET_HELP = (
     help="POST /v1/messages a second (default TENANT_API_RATE).",
 )
 @click.option("--api-burst", type=click.FloatRange(min=1), default=None)
+@click.option(
+    "--dispatch-weight",
+    type=click.IntRange(min=1, max=1000),
+    default=None,
+    help="Its share of a dispatch batch beside other tenants' (default 1).",
+)
 @json_option
 def tenants_create(
     name: str,
@@ -91,6 +97,7 @@ def tenants_create(
     consent_policy: str,
     api_rate_limit: float | None,
     api_burst: float | None,
+    dispatch_weight: int | None,
     as_json: bool,
 ) -> None:
     """Create a tenant."""
@@ -106,6 +113,7 @@ def tenants_create(
             consent_policy=consent_policy,
             api_rate_per_second=api_rate_limit,
             api_rate_burst=api_burst,
+            dispatch_weight=dispatch_weight or 1,
             keywords={},
             auto_replies={},
         )
@@ -130,9 +138,16 @@ def tenants_create(
 @click.option("--opt-out-reply", default=None, help="The opt-out confirmation ('' sends none).")
 @click.option("--opt-in-reply", default=None, help="The reply to an opt-in keyword.")
 @click.option("--help-reply", default=None, help="The reply to a help keyword.")
+@click.option(
+    "--dispatch-weight",
+    type=click.IntRange(min=1, max=1000),
+    default=None,
+    help="Its share of a dispatch batch beside other tenants' (default 1).",
+)
 @json_option
 def tenants_update(tenant_id: str, as_json: bool, **changes: Any) -> None:
-    """Change a tenant's time zone, quiet hours, consent policy, keywords or auto-replies."""
+    """Change a tenant's time zone, quiet hours, consent policy, keywords, auto-replies or
+    dispatch weight."""
     from app.models import Tenant
 
     with app_session() as (session, _settings):
@@ -143,7 +158,13 @@ def tenants_update(tenant_id: str, as_json: bool, **changes: Any) -> None:
             tenant.timezone = changes["tz"]
         if changes["quiet_hours"] is not None:
             tenant.quiet_hours = changes["quiet_hours"] or None
-        for flag in ("allow_quiet_hours_override", "urgent_bypasses_quiet_hours", "consent_policy"):
+        flags = (
+            "allow_quiet_hours_override",
+            "urgent_bypasses_quiet_hours",
+            "consent_policy",
+            "dispatch_weight",
+        )
+        for flag in flags:
             if changes[flag] is not None:
                 setattr(tenant, flag, changes[flag])
         keywords = dict(tenant.keywords or {})
@@ -170,6 +191,7 @@ def _tenant_view(tenant: Any) -> dict[str, Any]:
         "allow_quiet_hours_override": tenant.allow_quiet_hours_override,
         "urgent_bypasses_quiet_hours": tenant.urgent_bypasses_quiet_hours,
         "consent_policy": tenant.consent_policy,
+        "dispatch_weight": tenant.dispatch_weight,
         "keywords": {k.value: sorted(lists[k]) for k in DEFAULT_KEYWORDS},
         "auto_replies": {k.value: reply_text(k, tenant.auto_replies) for k in DEFAULT_KEYWORDS},
     }

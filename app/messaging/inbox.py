@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from sqlalchemy import and_, delete, or_, select
+from sqlalchemy import and_, delete, func, or_, select
 from sqlalchemy.orm import Session
 
 from app.broker import QueueNames, TaskNames
@@ -42,33 +42,31 @@ def store_callback(
     return inserted
 
 
-def redrive_deferred(db: Database, lost_after: timedelta, batch: int = 500) -> int:
-    """Re-owe processing for inbox rows that were deferred (their message was not known yet)."""
+def redrive_deferred(db: Database, lost_after: timedelta) -> int:
+    """Wake the inbox's drain when rows wait for it: deferred ones now due (their message
+    was not known yet), and rows never deferred yet unprocessed long after arrival (their
+    wake was lost). How many wait; one wake takes them all, in batches.
+
+    Rows are not touched: a drain claims due rows ``FOR UPDATE SKIP LOCKED``, so a row
+    is never applied by two drains at once however many wakes there are.
+    """
     now = utcnow()
     with db.session() as session:
-        rows = list(
-            session.scalars(
-                select(InboxItem)
-                .where(
-                    InboxItem.processed_at.is_(None),
-                    or_(
-                        InboxItem.next_attempt_at <= now,
-                        # Never deferred, yet unprocessed long after arrival: its task was lost.
-                        and_(
-                            InboxItem.next_attempt_at.is_(None),
-                            InboxItem.received_at <= now - lost_after,
-                        ),
+        waiting = session.scalar(
+            select(func.count()).where(
+                InboxItem.processed_at.is_(None),
+                or_(
+                    InboxItem.next_attempt_at <= now,
+                    and_(
+                        InboxItem.next_attempt_at.is_(None),
+                        InboxItem.received_at <= now - lost_after,
                     ),
-                )
-                .limit(batch)
-                .with_for_update(skip_locked=True)
+                ),
             )
         )
-        for item in rows:
-            # Push the due time out so a slow worker is not sent the same row twice.
-            item.next_attempt_at = now + timedelta(minutes=5)
-            enqueue(session, TaskNames.PROCESS_INBOX, [item.id], QueueNames.INTAKE)
-    return len(rows)
+        if waiting:
+            enqueue(session, TaskNames.PROCESS_INBOX, [""], QueueNames.INTAKE)
+    return int(waiting or 0)
 
 
 def purge_processed(db: Database, retention: timedelta, batch: int = 5000) -> int:

@@ -24,7 +24,7 @@ from typing import Any, Literal
 
 from sqlalchemy.orm import Session
 
-from app.messaging.consent import current_state
+from app.messaging.consent import ConsentState, current_state
 from app.messaging.quiet_hours import quiet_until, zone
 from app.messaging.reasons import StatusReason
 from app.models import Contact, Tenant
@@ -75,6 +75,24 @@ def allow(rule: str = "default") -> Decision:
     return Decision(Verdict.ALLOW, rule)
 
 
+def _is_auto_reply(candidate: Candidate) -> bool:
+    return candidate.purpose is not None and candidate.purpose.startswith("auto_reply:")
+
+
+def _override_refused(tenant: Tenant, candidate: Candidate, stage: Stage) -> Decision | None:
+    wants_ignore = candidate.quiet_hours == "ignore"
+    allowed = _is_auto_reply(candidate) or tenant.allow_quiet_hours_override
+    if wants_ignore and not allowed and stage == "intake":
+        return Decision(
+            Verdict.REFUSE,
+            "quiet_hours_override",
+            reason="quiet_hours_override_not_allowed",
+            detail="this tenant may not send with quiet_hours=ignore",
+            field="quiet_hours",
+        )
+    return None
+
+
 def decide(
     session: Session,
     tenant: Tenant,
@@ -83,20 +101,30 @@ def decide(
     now: datetime,
     stage: Stage,
 ) -> Decision:
-    auto_reply = candidate.purpose is not None and candidate.purpose.startswith("auto_reply:")
-    wants_ignore = candidate.quiet_hours == "ignore"
-    if wants_ignore and not auto_reply and not tenant.allow_quiet_hours_override:
-        if stage == "intake":
-            return Decision(
-                Verdict.REFUSE,
-                "quiet_hours_override",
-                reason="quiet_hours_override_not_allowed",
-                detail="this tenant may not send with quiet_hours=ignore",
-                field="quiet_hours",
-            )
-        wants_ignore = False
-
+    """The decision for one message, reading its consent state."""
+    refused = _override_refused(tenant, candidate, stage)
+    if refused is not None:
+        return refused
     consent = current_state(session, tenant.id, contact.phone_index, candidate.channel)
+    return decide_with(tenant, contact.timezone, consent, candidate, now, stage)
+
+
+def decide_with(
+    tenant: Tenant,
+    contact_timezone: str | None,
+    consent: ConsentState,
+    candidate: Candidate,
+    now: datetime,
+    stage: Stage,
+) -> Decision:
+    """The decision given the consent state already read (the batch claim reads it in bulk)."""
+    refused = _override_refused(tenant, candidate, stage)
+    if refused is not None:
+        return refused
+    auto_reply = _is_auto_reply(candidate)
+    wants_ignore = candidate.quiet_hours == "ignore" and (
+        auto_reply or tenant.allow_quiet_hours_override
+    )
     if consent.opted_out and candidate.purpose != OPT_OUT_CONFIRMATION:
         return Decision(
             Verdict.REFUSE,
@@ -117,7 +145,7 @@ def decide(
     due = now
     if stage == "intake" and candidate.send_at and candidate.send_at - now > SCHEDULE_THRESHOLD:
         due = candidate.send_at
-    quiet_end = quiet_until(due, tenant.quiet_hours, zone(contact.timezone, tenant.timezone))
+    quiet_end = quiet_until(due, tenant.quiet_hours, zone(contact_timezone, tenant.timezone))
     exemption = (
         "auto_reply"
         if auto_reply

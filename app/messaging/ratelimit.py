@@ -17,6 +17,7 @@ still handled as a throttle.
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -66,6 +67,12 @@ class RateLimiter(Protocol):
         """Take ``cost`` from bucket ``key``; the seconds to wait first (0: go now)."""
         ...
 
+    def acquire_many(
+        self, session: Session, key: str, rate: Rate, costs: Sequence[float]
+    ) -> list[float]:
+        """Reserve one slot per cost, in order, in one round trip; each one's wait."""
+        ...
+
 
 def database_now(session: Session) -> float:
     """The database's clock in epoch seconds: one clock for every process, as Redis's TIME is."""
@@ -89,6 +96,21 @@ class DatabaseLimiter:
         bucket.tat, wait = gcra(bucket.tat, now, rate, cost, reserve)
         return wait
 
+    def acquire_many(
+        self, session: Session, key: str, rate: Rate, costs: Sequence[float]
+    ) -> list[float]:
+        now = database_now(session)
+        insert_ignore(session, RateBucket.__table__, {"key": key, "tat": now}, ["key"])
+        bucket = session.scalar(select(RateBucket).where(RateBucket.key == key).with_for_update())
+        assert bucket is not None
+        waits = []
+        tat = bucket.tat
+        for cost in costs:
+            tat, wait = gcra(tat, now, rate, cost, True)
+            waits.append(wait)
+        bucket.tat = tat
+        return waits
+
 
 # KEYS[1] the bucket; ARGV: interval (s), burst, cost, reserve (1/0). Returns the wait as text
 # (Lua numbers come back from Redis as integers otherwise).
@@ -109,6 +131,26 @@ return tostring(wait)
 """
 
 
+# The same, reserving one slot per ARGV[3..] cost in order; returns each wait as text.
+_GCRA_MANY_LUA = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
+local interval = tonumber(ARGV[1])
+local burst = tonumber(ARGV[2])
+local tat = tonumber(redis.call('GET', KEYS[1]) or now)
+if tat < now then tat = now end
+local waits = {}
+for i = 3, #ARGV do
+  tat = tat + tonumber(ARGV[i]) * interval
+  local wait = tat - burst * interval - now
+  if wait <= 0.000001 then wait = 0 end
+  waits[#waits + 1] = tostring(wait)
+end
+redis.call('SET', KEYS[1], tostring(tat), 'EX', math.ceil(tat - now) + 60)
+return waits
+"""
+
+
 class RedisLimiter:
     """Buckets in Redis, one atomic script per request, on Redis's clock (shared by all hosts)."""
 
@@ -116,6 +158,7 @@ class RedisLimiter:
         self.client = client
         self.prefix = prefix
         self.script = client.register_script(_GCRA_LUA)
+        self.many = client.register_script(_GCRA_MANY_LUA)
 
     def acquire(
         self, session: Session, key: str, rate: Rate, cost: float, *, reserve: bool
@@ -128,6 +171,21 @@ class RedisLimiter:
                 "rate limiter unavailable; letting through", extra={"error": type(exc).__name__}
             )
             return 0.0
+
+    def acquire_many(
+        self, session: Session, key: str, rate: Rate, costs: Sequence[float]
+    ) -> list[float]:
+        if not costs:
+            return []
+        args = [1.0 / rate.per_second, rate.burst, *costs]
+        try:
+            waits = self.many(keys=[f"{self.prefix}switchboard:rate:{key}"], args=args)
+        except Exception as exc:  # as acquire: a limiter outage is not a send outage
+            log.warning(
+                "rate limiter unavailable; letting through", extra={"error": type(exc).__name__}
+            )
+            return [0.0] * len(costs)
+        return [float(w) for w in waits]
 
 
 def make_limiter(redis_url: str | None, prefix: str | None) -> RateLimiter:

@@ -6,14 +6,16 @@ with ``FOR UPDATE SKIP LOCKED``; SQLite serializes the whole transaction.
 
 from __future__ import annotations
 
-from sqlalchemy import or_, select
+from datetime import timedelta
+
+from sqlalchemy import and_, or_, select
 
 from app.broker import TaskNames
 from app.db import Database
 from app.messaging.reasons import StatusReason
 from app.messaging.routing import lane_for
 from app.messaging.states import EXPIRABLE, Status, apply_transition
-from app.models import Message
+from app.models import InboxItem, Message
 from app.models.types import utcnow
 from app.outbox import enqueue
 
@@ -73,3 +75,41 @@ def expire_overdue(db: Database, batch: int = 500) -> int:
                 session, message, Status.EXPIRED, source="beat", reason=StatusReason.EXPIRED
             )
     return len(overdue)
+
+
+# Work older than this that no drain has taken lost its wake (a broker outage, a restart).
+UNANNOUNCED_AFTER = timedelta(seconds=10)
+
+
+def unannounced_work(db: Database) -> tuple[list[str], bool]:
+    """Lanes (priorities) with queued messages waiting past ``UNANNOUNCED_AFTER``, and whether
+    the inbox has rows due or waiting that long: beat wakes their drains. Four index probes."""
+    cutoff = utcnow() - UNANNOUNCED_AFTER
+    with db.session() as session:
+        lanes = [
+            lane
+            for lane in ("urgent", "normal", "bulk")
+            if session.scalar(
+                select(Message.id)
+                .where(
+                    Message.status == Status.QUEUED.value,
+                    Message.priority == lane,
+                    Message.updated_at <= cutoff,
+                )
+                .limit(1)
+            )
+        ]
+        # Receipts deferred for a send not recorded yet (a batch records its outcomes once
+        # every send of it has answered) come due within seconds: retry them promptly.
+        inbox = session.scalar(
+            select(InboxItem.id)
+            .where(
+                InboxItem.processed_at.is_(None),
+                or_(
+                    InboxItem.next_attempt_at <= utcnow(),
+                    and_(InboxItem.next_attempt_at.is_(None), InboxItem.received_at <= cutoff),
+                ),
+            )
+            .limit(1)
+        )
+    return lanes, inbox is not None

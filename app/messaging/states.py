@@ -102,6 +102,26 @@ class TransitionResult:
         return self.outcome is Outcome.APPLIED
 
 
+def plan_transition(
+    current: Status, target: Status, reason: str | None = None
+) -> tuple[Outcome, str | None]:
+    """What the machine does with ``current`` -> ``target``, and the reason it records.
+
+    Pure: ``apply_transition`` and the set-based batch paths both decide with it, so a
+    transition written one row at a time and one written in bulk follow the same rules.
+    """
+    if target == current:
+        return Outcome.DUPLICATE, reason
+    if is_allowed(current, target):
+        if target in TERMINAL:
+            # Every final failure carries a reason from the one taxonomy (ValueError otherwise).
+            return Outcome.APPLIED, StatusReason(reason or StatusReason.UNKNOWN).value
+        return Outcome.APPLIED, reason
+    if current in TERMINAL or current in (S.DELIVERED, S.READ):
+        return Outcome.REFUSED, f"{current} is terminal"
+    return Outcome.REFUSED, f"{target} does not follow {current}"
+
+
 class ConcurrentTransition(RuntimeError):
     """The row changed under us between read and write; the caller's transaction must retry."""
 
@@ -169,19 +189,9 @@ def apply_transition(
         if seen is not None:
             return TransitionResult(Outcome.DUPLICATE, current, target, None)
 
-    if target == current:
-        outcome, why = Outcome.DUPLICATE, reason
-    elif is_allowed(current, target):
-        outcome, why = Outcome.APPLIED, reason
-    elif current in TERMINAL or current in (S.DELIVERED, S.READ):
-        outcome, why = Outcome.REFUSED, f"{current} is terminal"
-    else:
-        outcome, why = Outcome.REFUSED, f"{target} does not follow {current}"
-
+    outcome, why = plan_transition(current, target, reason)
     if outcome is Outcome.APPLIED:
-        if target in TERMINAL:
-            # Every final failure carries a reason from the one taxonomy (ValueError otherwise).
-            reason = why = StatusReason(reason or StatusReason.UNKNOWN).value
+        reason = why
         values: dict[str, Any] = {
             "status": target.value,
             "status_reason": reason,

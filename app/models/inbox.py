@@ -23,6 +23,13 @@ class InboxItem(TenantScoped, Base):
             postgresql_where=text("processed_at IS NOT NULL"),
             sqlite_where=text("processed_at IS NOT NULL"),
         ),
+        # The receipts batch claim: unprocessed rows by arrival.
+        Index(
+            "ix_webhook_inbox_unprocessed",
+            "received_at",
+            postgresql_where=text("processed_at IS NULL"),
+            sqlite_where=text("processed_at IS NULL"),
+        ),
     )
 
     id: Mapped[str] = mapped_column(String(40), primary_key=True, default=lambda: new_id("inb"))

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, ForeignKey, Index, String, UniqueConstraint
+from sqlalchemy import JSON, ForeignKey, Index, String, UniqueConstraint, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.messaging.channels import Channel
@@ -22,6 +22,15 @@ class Message(TenantScoped, Timestamped, Base):
         Index("ix_messages_status_due", "status", "next_attempt_at", "not_before"),
         # The stuck report and reconciliation: a state, oldest first.
         Index("ix_messages_status_updated", "status", "updated_at"),
+        # The batch claim: a lane's queued messages per tenant, oldest first (app.messaging.fair).
+        Index(
+            "ix_messages_queued_lane",
+            "priority",
+            "tenant_id",
+            "id",
+            postgresql_where=text("status = 'queued'"),
+            sqlite_where=text("status = 'queued'"),
+        ),
     )
 
     id: Mapped[str] = mapped_column(String(40), primary_key=True, default=lambda: new_id("msg"))

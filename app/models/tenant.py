@@ -32,6 +32,8 @@ class Tenant(Timestamped, Base):
     # POST /v1/messages per second (and burst) for this tenant; None takes the settings' default.
     api_rate_per_second: Mapped[float | None] = mapped_column(default=None)
     api_rate_burst: Mapped[float | None] = mapped_column(default=None)
+    # Its share of a dispatch batch in the normal and bulk lanes, against other tenants'.
+    dispatch_weight: Mapped[int] = mapped_column(default=1, server_default="1")
 
 
 class ApiKey(TenantScoped, Timestamped, Base):

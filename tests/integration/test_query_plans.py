@@ -35,9 +35,9 @@ from app.crm.syncs import redrive_due, stuck_syncs
 from app.db import Database
 from app.messaging import dispatch
 from app.messaging.inbox import purge_processed, redrive_deferred
-from app.messaging.receipts import process_inbox_item
+from app.messaging.receipts import drain_inbox, process_inbox_item
 from app.messaging.reconcile import reconcile
-from app.messaging.scheduler import expire_overdue, release_due
+from app.messaging.scheduler import expire_overdue, release_due, unannounced_work
 from app.messaging.stuck import Window, stuck_report
 from app.models import CrmConnection, InboxItem, Message
 from app.outbox import relay
@@ -129,6 +129,12 @@ def run_hot_paths(app: Flask, db: Database) -> list[tuple[str, Any]]:
         assert client.get("/v1/messages?status=queued", headers=headers).status_code == 200
         assert client.get("/v1/admin/stuck", headers=headers).status_code == 200
         dispatch.dispatch_message(db, settings, message_id, limiter)
+        # The batch paths: a lane drained with the fair claim, the inbox drained, beat's sweep.
+        r = client.post("/v1/messages", json={"to": "+12025550102", "body": "hi"}, headers=headers)
+        assert r.status_code == 202, r.get_json()
+        dispatch.drain_lane(db, settings, limiter, "normal")
+        dispatch.dispatch_batch(db, settings, limiter, lane="normal", fifo=True)
+        unannounced_work(db)
         with db.session() as s:
             s.execute(
                 update(Message)
@@ -166,6 +172,7 @@ def run_hot_paths(app: Flask, db: Database) -> list[tuple[str, Any]]:
             )
         with db.session() as s:
             process_inbox_item(s, settings, item_id)
+        drain_inbox(db, settings)
         relay(app.extensions["celery"], db, timedelta(seconds=0))
         release_due(db)
         expire_overdue(db)

@@ -7,6 +7,7 @@ the budgets fail a change that quietly adds a query to a path run per message.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import threading
 from collections.abc import Callable, Iterator
@@ -169,3 +170,63 @@ def test_dispatch_round_trips(client: FlaskClient, db: Database) -> None:
     )
     with db.session() as s:
         assert s.get(Message, message_id).status == "accepted"  # type: ignore[union-attr]
+
+
+def test_batch_round_trips_per_message(client: FlaskClient, db: Database) -> None:
+    """The batch paths: a fixed number of round trips per batch, whatever its size."""
+    from app.messaging.receipts import drain_inbox
+
+    with db.session() as s:  # other tests leave queued messages behind: settle the lane
+        s.execute(
+            update(Message)
+            .where(Message.status == "queued", Message.priority == "urgent")
+            .values(status="canceled", status_reason="canceled_by_api")
+        )
+    ctx = make_tenant_ctx(db)  # sandbox: sends in-process, and owes its receipts' task
+    settings: Settings = client.application.extensions["switchboard.settings"]
+    limiter: RateLimiter = client.application.extensions["switchboard.limiter"]
+    ids = []
+    for n in range(50):
+        r = client.post(
+            "/v1/messages",
+            json={"to": f"+1202556{n:03d}7", "body": "hi", "priority": "urgent"},
+            headers=ctx.headers,
+        )
+        ids.append(r.get_json()["id"])
+    counter = measure(
+        db,
+        "drain_lane (a batch of 50)",
+        16,
+        lambda: dispatch.drain_lane(db, settings, limiter, "urgent"),
+    )
+    print(f"  {counter.round_trips / 50:.2f} round trips per message (one at a time: 14)")
+    with db.session() as s:
+        sent = {m.id: m for m in s.scalars(select(Message).where(Message.id.in_(ids)))}
+    assert {m.status for m in sent.values()} == {"accepted"}
+    for n, message_id in enumerate(ids):
+        body = json.dumps(
+            {
+                "schemaVersion": 1,
+                "channel": "sms",
+                "timestamp": datetime.now(UTC).isoformat(),
+                "eventId": f"batch-rt-{n}",
+                "direction": "status",
+                "status": "delivered",
+                "providerMessageId": sent[message_id].provider_message_id,
+                "recipient": {"phone": "+12025550100"},
+            }
+        )
+        r = client.post(
+            f"/webhooks/sandbox/{ctx.account_id}",
+            data=body,
+            headers={
+                **sign_headers(ctx.secret, f"batch-rt-{n}", body),
+                "Content-Type": "application/json",
+            },
+        )
+        assert r.status_code == 202
+    big = dataclasses.replace(settings, receipt_batch_size=500)
+    counter = measure(db, "drain_inbox (50 receipts)", 10, lambda: drain_inbox(db, big))
+    print(f"  {counter.round_trips / 50:.2f} round trips per receipt (one at a time: 9)")
+    with db.session() as s:
+        assert {s.get(Message, i).status for i in ids} == {"delivered"}  # type: ignore[union-attr]
