@@ -32,11 +32,17 @@ log = logging.getLogger(__name__)
 _PENDING = "switchboard.outbox.pending"
 
 
-def enqueue(session: Session, task_name: str, args: Sequence[str], queue: str) -> OutboxRow:
-    """Owe a task: it is published only if, and after, this transaction commits."""
+def enqueue(
+    session: Session, task_name: str, args: Sequence[str], queue: str, wake: str | None = None
+) -> OutboxRow:
+    """Owe a task: it is published only if, and after, this transaction commits.
+
+    ``wake`` makes it a coalescing wake-up (``app.wakes``): not published while another
+    with the same key and queue waits. Rows the relay publishes later always go.
+    """
     row = OutboxRow(task_name=task_name, queue=queue, args=list(args))
     session.add(row)
-    session.info.setdefault(_PENDING, []).append(row)
+    session.info.setdefault(_PENDING, []).append((row, wake))
     return row
 
 
@@ -116,7 +122,7 @@ class PublishedRows:
 def publish_rows(
     celery: Celery,
     published_rows: PublishedRows,
-    rows: Sequence[OutboxRow],
+    rows: Sequence[tuple[OutboxRow, str | None]],
     wakes: Wakes | None = None,
 ) -> int:
     """Publish rows in order, and owe the deletion of the ones the broker took.
@@ -126,9 +132,14 @@ def publish_rows(
     relay."""
     published: list[int] = []
     try:
-        for row in rows:
-            if wakes is None or wakes.should_publish(row.task_name, row.queue):
-                celery.send_task(row.task_name, args=row.args, queue=row.queue)
+        for row, wake in rows:
+            if wakes is None or wakes.should_publish(row.queue, wake):
+                try:
+                    celery.send_task(row.task_name, args=row.args, queue=row.queue)
+                except Exception:
+                    if wakes is not None and wake is not None:
+                        wakes.clear(row.queue, wake)  # no wake waits: let the next one go
+                    raise
             published.append(row.id)
     except Exception as exc:  # any broker failure: the relay will try again
         log.warning(
@@ -155,7 +166,7 @@ def install_outbox(db: Database, celery: Celery, wakes: Wakes | None = None) -> 
         if session.in_nested_transaction():
             # A savepoint rolled back: forget only the rows written inside it.
             pending = session.info.get(_PENDING, [])
-            session.info[_PENDING] = [r for r in pending if inspect(r).persistent]
+            session.info[_PENDING] = [(r, w) for r, w in pending if inspect(r).persistent]
             return
         session.info.pop(_PENDING, None)
 

@@ -1,15 +1,18 @@
-"""Coalesced wake-ups for the drains: at most one wake waits in the broker per queue.
+"""Coalesced wake-ups for the drains: at most one wake per key waits in the broker.
 
-Receipts arrive faster than a task per receipt could carry them (a Celery task costs about
-as much as applying twenty receipts in a batch). So a webhook's commit publishes a wake
-only when none is waiting: ``should_publish`` sets a short-lived flag in Redis (``SET NX``),
-and the drain clears it (``clear``) as it starts, before it claims anything.
+Work arrives faster than a task per item could carry it (a Celery task costs about as
+much as dispatching ten messages, or applying twenty receipts, in a batch). So a commit
+owes its drain a wake through the outbox with a key (the inbox; a lane and a tenant),
+and the wake is published only when none with that key is waiting: ``should_publish``
+sets a short-lived flag in Redis (``SET NX``), and the woken drain clears it (``clear``)
+before it claims anything.
 
-Why nothing is missed: a row committed while the flag is set has a wake waiting that has
-not started yet; that drain clears the flag first and claims afterwards, so it sees the
-row. A row committed after the clear finds no flag and publishes. The flag expires after
-``ttl`` seconds, so a wake lost with the broker costs at most that, and beat's sweep
-re-wakes any drain whose work waits too long. Without Redis every wake is published.
+Why nothing is missed: an item committed while the flag is set has a wake waiting that
+has not started yet; that drain clears the flag first and claims afterwards, so it sees
+the item (a drain runs until a batch comes back short, or hands on to another). An item
+committed after the clear finds no flag and publishes. The flag expires after ``ttl``
+seconds, so a wake lost with the broker costs at most that, and beat's sweep wakes any
+drain whose work waits too long. Without Redis every wake is published.
 """
 
 from __future__ import annotations
@@ -19,8 +22,7 @@ from typing import Any
 
 log = logging.getLogger(__name__)
 
-# Tasks whose wakes coalesce: each one drains every due row, not only its own.
-COALESCED = frozenset({"process_inbox_item"})
+INBOX = "inbox"
 
 
 class Wakes:
@@ -29,25 +31,25 @@ class Wakes:
         self.prefix = prefix
         self.ttl_ms = int(ttl * 1000)
 
-    def _key(self, task_name: str, queue: str) -> str:
-        return f"{self.prefix}switchboard:wake:{queue}:{task_name}"
+    def _key(self, queue: str, key: str) -> str:
+        return f"{self.prefix}switchboard:wake:{queue}:{key}"
 
-    def should_publish(self, task_name: str, queue: str) -> bool:
-        """True when this wake must be published: it coalesces with none waiting."""
-        if self.client is None or task_name not in COALESCED:
+    def should_publish(self, queue: str, key: str | None) -> bool:
+        """True when this wake must be published: none with its key is waiting."""
+        if self.client is None or key is None:
             return True
         try:
-            return bool(self.client.set(self._key(task_name, queue), 1, nx=True, px=self.ttl_ms))
+            return bool(self.client.set(self._key(queue, key), 1, nx=True, px=self.ttl_ms))
         except Exception as exc:  # Redis away: publish, as without coalescing
             log.warning("wake flag unavailable", extra={"error": type(exc).__name__})
             return True
 
-    def clear(self, task_name: str, queue: str) -> None:
-        """A drain starts: the next commit must wake another."""
+    def clear(self, queue: str, key: str) -> None:
+        """A drain starts: the next commit with this key must wake another."""
         if self.client is None:
             return
         try:
-            self.client.delete(self._key(task_name, queue))
+            self.client.delete(self._key(queue, key))
         except Exception as exc:  # the flag expires by itself
             log.warning("wake flag not cleared", extra={"error": type(exc).__name__})
 

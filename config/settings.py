@@ -110,6 +110,9 @@ class Settings:
     send_concurrency_per_account: int = 32
     # A drain task keeps claiming full batches for at most this long, then hands on.
     drain_seconds: float = 5.0
+    # "fair" shares each batch between tenants by weight; "fifo" takes the oldest first,
+    # whatever the tenant (kept to measure fairness against).
+    dispatch_claim_order: str = "fair"
 
     @property
     def stuck_sla(self) -> dict[str, float]:
@@ -391,4 +394,5 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
             env, "SEND_CONCURRENCY_PER_ACCOUNT", 32, minimum=1, maximum=512
         ),
         drain_seconds=_float(env, "DRAIN_SECONDS", 5.0),
+        dispatch_claim_order=_choice(env, "DISPATCH_CLAIM_ORDER", "fair", ("fair", "fifo")),
     )

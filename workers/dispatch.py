@@ -1,10 +1,10 @@
 """Dispatch tasks: drain a lane in batches. Idempotent: a redelivered task sends nothing twice.
 
 ``dispatch_message`` is the wake-up owed for each new or released message (through the
-outbox): if its message is still queued, it drains the message's lane, fairly between
-tenants, taking that message with the others; if a batch already took it, there is
-nothing to do. ``dispatch_lane`` drains a lane by name: a drain that ran out of time
-hands on with it, and beat's sweep sends it for queued work that no task announced.
+outbox), coalesced per tenant and lane (``app.wakes``): it drains the message's lane,
+fairly between tenants, taking that message with the others. ``dispatch_lane`` drains a
+lane by name: a drain that ran out of time hands on with it, and beat's sweep sends it
+for queued work that no task announced.
 """
 
 from __future__ import annotations
@@ -20,9 +20,9 @@ from sqlalchemy.exc import OperationalError
 
 from app.broker import QueueNames, TaskNames
 from app.messaging import dispatch
-from app.messaging.states import ConcurrentTransition, Status
+from app.messaging.states import ConcurrentTransition
 from app.models import Message
-from workers.context import celery, db, limiter, settings
+from workers.context import celery, db, limiter, settings, wakes
 
 log = logging.getLogger(__name__)
 
@@ -36,7 +36,10 @@ def _on_shutdown(**_kwargs: Any) -> None:
 
 
 def _drain(lane: str) -> int:
-    handled, more = dispatch.drain_lane(db(), settings(), limiter(), lane, _stopping.is_set)
+    fifo = settings().dispatch_claim_order == "fifo"
+    handled, more = dispatch.drain_lane(
+        db(), settings(), limiter(), lane, _stopping.is_set, fifo=fifo
+    )
     if more:
         celery().send_task(
             TaskNames.DISPATCH_LANE, args=[lane], queue=QueueNames.for_priority(lane)
@@ -52,12 +55,16 @@ def _drain(lane: str) -> int:
     max_retries=5,
 )
 def dispatch_message(message_id: str) -> int:
+    """The wake of a message's tenant in its lane: it stands for every message that tenant
+    queued since (their wakes coalesced into this one), so it drains the lane even when a
+    batch already took its own message."""
     with db().session() as session:
         found = session.execute(
-            select(Message.priority, Message.status).where(Message.id == message_id)
+            select(Message.priority, Message.tenant_id).where(Message.id == message_id)
         ).first()
-    if found is None or found.status != Status.QUEUED:
-        return 0  # unknown, or a batch already took it
+    if found is None:
+        return 0
+    wakes().clear(QueueNames.for_priority(found.priority), found.tenant_id)
     return _drain(found.priority)
 
 

@@ -13,6 +13,7 @@ from app.messaging.receipts import drain_inbox
 from app.messaging.simulation import receipt_target
 from app.messaging.states import ConcurrentTransition
 from app.providers.base import RetryableError
+from app.wakes import INBOX
 from workers.context import celery, db, settings, wakes
 from workers.dispatch import _stopping
 
@@ -29,7 +30,7 @@ log = logging.getLogger(__name__)
 def process_inbox_item(item_id: str) -> int:
     """The inbox's drain: this row (due or not: beat re-drives deferred ones) and every due
     one with it, in batches. Its wakes coalesce (app.wakes): the flag is cleared first."""
-    wakes().clear(TaskNames.PROCESS_INBOX, QueueNames.INTAKE)
+    wakes().clear(QueueNames.INTAKE, INBOX)
     handled, more = drain_inbox(db(), settings(), item_id, _stopping.is_set)
     if more:
         celery().send_task(TaskNames.PROCESS_INBOX, args=[item_id], queue=QueueNames.INTAKE)

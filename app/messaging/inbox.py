@@ -12,6 +12,7 @@ from app.db import Database, insert_ignore
 from app.models import ChannelAccount, InboxItem
 from app.models.types import new_id, utcnow
 from app.outbox import enqueue
+from app.wakes import INBOX
 
 
 def store_callback(
@@ -38,7 +39,7 @@ def store_callback(
         ["account_id", "dedupe_key"],
     )
     if inserted:
-        enqueue(session, TaskNames.PROCESS_INBOX, [item_id], QueueNames.INTAKE)
+        enqueue(session, TaskNames.PROCESS_INBOX, [item_id], QueueNames.INTAKE, wake=INBOX)
     return inserted
 
 
@@ -65,7 +66,7 @@ def redrive_deferred(db: Database, lost_after: timedelta) -> int:
             )
         )
         if waiting:
-            enqueue(session, TaskNames.PROCESS_INBOX, [""], QueueNames.INTAKE)
+            enqueue(session, TaskNames.PROCESS_INBOX, [""], QueueNames.INTAKE, wake=INBOX)
     return int(waiting or 0)
 
 

@@ -137,5 +137,6 @@ def accept_intent(
     session.add(message)
     record_created(session, message, source=source, data={"policy": decision.as_data()})
     if not scheduled:
-        enqueue(session, TaskNames.DISPATCH, [message.id], lane_for(intent.priority))
+        lane = lane_for(intent.priority)
+        enqueue(session, TaskNames.DISPATCH, [message.id], lane, wake=message.tenant_id)
     return IntakeResult(message, created=True)

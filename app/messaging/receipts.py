@@ -116,11 +116,17 @@ def apply_inbox(
         )
     results: dict[str, str] = {}
     statuses: list[tuple[InboxItem, Provider, CanonicalEvent]] = []
+    accounts = {
+        a.id: a
+        for a in session.scalars(
+            select(ChannelAccount).where(ChannelAccount.id.in_({i.account_id for i in items}))
+        )
+    }
     for item in items:
         if item.processed_at is not None:
             results[item.id] = "already_processed"
             continue
-        account = session.get(ChannelAccount, item.account_id)
+        account = accounts.get(item.account_id)
         try:
             provider = get_provider(item.provider)
             assert account is not None

@@ -74,7 +74,8 @@ def _requeue(session: Session, message: Message, *, source: str) -> None:
     else:
         message.updated_at = utcnow()
         record_note(session, message, "requeued", source=source, reason="lost from its lane")
-    enqueue(session, TaskNames.DISPATCH, [message.id], lane_for(message.priority))
+    lane = lane_for(message.priority)
+    enqueue(session, TaskNames.DISPATCH, [message.id], lane, wake=message.tenant_id)
 
 
 def check_with_provider(db: Database, message_id: str, *, source: str) -> Action:

@@ -50,7 +50,8 @@ def release_due(db: Database, batch: int = 500) -> int:
                 reason="released",
                 changes={"next_attempt_at": None},
             )
-            enqueue(session, TaskNames.DISPATCH, [message.id], lane_for(message.priority))
+            lane = lane_for(message.priority)
+            enqueue(session, TaskNames.DISPATCH, [message.id], lane, wake=message.tenant_id)
             released += 1
     return released
 

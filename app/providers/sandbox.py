@@ -20,11 +20,10 @@ import json
 import secrets
 from datetime import UTC, datetime
 
-import requests
-
 from app.broker import TaskNames
 from app.messaging.reasons import StatusReason
 from app.models import ChannelAccount
+from app.providers import http
 from app.providers.base import (
     AccountOptions,
     AccountSetup,
@@ -99,7 +98,7 @@ def _post_receipt(target: ReceiptTarget, status: str, error_code: str | None) ->
     if error_code is not None:
         event["errorCode"] = error_code
     body = json.dumps(event)
-    response = requests.post(
+    response = http.session().post(
         target.url, data=body, headers=sign_headers(target.secret, event_id, body), timeout=10
     )
     if response.status_code >= 300:

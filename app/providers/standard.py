@@ -18,6 +18,7 @@ from pydantic import ValidationError
 
 from app.messaging.reasons import StatusReason, as_reason
 from app.models import ChannelAccount
+from app.providers import http
 from app.providers.base import (
     AccountOptions,
     AccountSetup,
@@ -128,7 +129,7 @@ class StandardProvider(StandardWebhooksIntake):
             }
         )
         try:
-            response = requests.post(
+            response = http.session().post(
                 base_url.rstrip("/") + "/messages",
                 data=body,
                 headers=sign_headers(secret, event_id, body),

@@ -23,7 +23,7 @@ from twilio.request_validator import RequestValidator
 from app.messaging.channels import Channel
 from app.messaging.reasons import StatusReason
 from app.models import ChannelAccount
-from app.providers import twilio_codes
+from app.providers import http, twilio_codes
 from app.providers.base import (
     AccountOptions,
     AccountSetup,
@@ -108,7 +108,7 @@ class TwilioProvider(Provider):
         base_url = str(creds.get("base_url") or DEFAULT_BASE_URL)
         url = f"{base_url}/2010-04-01/Accounts/{sid}/Messages.json"
         try:
-            response = requests.post(
+            response = http.session().post(
                 url,
                 data=self.form(creds, request),
                 auth=(sid, token),
@@ -180,7 +180,7 @@ class TwilioProvider(Provider):
         base_url = str(creds.get("base_url") or DEFAULT_BASE_URL)
         url = f"{base_url}/2010-04-01/Accounts/{sid}/Messages/{provider_message_id}.json"
         try:
-            response = requests.get(url, auth=(sid, token), timeout=SEND_TIMEOUT)
+            response = http.session().get(url, auth=(sid, token), timeout=SEND_TIMEOUT)
         except requests.RequestException as exc:
             raise RetryableError("transport_error", type(exc).__name__) from None
         if response.status_code >= 300:

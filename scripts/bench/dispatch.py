@@ -1,14 +1,22 @@
-"""Dispatch benchmark: real workers sending to the fake Twilio (50 ms answers), beside a no-op.
+"""The batch benchmark: dispatch and receipts in batches, fairness and the urgent lane.
 
-    python scripts/bench/dispatch.py [--messages 1000] [--bulk 3000] [--pools prefork,threads]
+    python scripts/bench/dispatch.py [--messages 5000] [--receipts 10000] [--flood 10000]
 
-For each worker pool, in the same run, on the same broker and settings:
-- the Celery no-op task rate (the baseline: ``scripts/bench/noop_app.py``);
-- dispatch: ``--messages`` queued messages sent through a worker to the fake
-  Twilio, which answers each in 50 ms; messages a second, the ratio to the
-  no-op rate, and p50/p95/p99 from enqueue to ``accepted``;
-then, with the best pool, the Procfile's two workers while ``--bulk`` bulk
-messages drain: the urgent lane's p50/p95/p99 for a message sent every 0.25 s.
+In one run, against a fresh database and Redis prefix, with the fake Twilio answering
+every send in ``--latency-ms`` (50 by default), each figure beside its baseline:
+
+1. dispatch, one worker process (the Procfile's ``worker``, its pool and concurrency):
+   ``--messages`` queued messages drained to the fake, beside the Celery no-op task rate
+   of the same pool on the same broker (``noop_app.py``). Target: >= 2x the no-op rate.
+2. receipts applied, one worker process: ``--receipts`` signed Twilio ``delivered``
+   callbacks stored in the inbox as the webhook stores them, then applied by the worker.
+   Target: >= 1,000/s.
+3. fairness: tenant A queues ``--flood`` bulk messages, then tenant B sends one bulk
+   message, 20 times; B's message's enqueue-to-``dispatched`` p95, with the fair claim
+   and, beside it, with a FIFO claim (``DISPATCH_CLAIM_ORDER=fifo``). Target: p95 < 2 s.
+4. the urgent lane while ``--flood`` bulk messages drain (both Procfile workers): an
+   urgent message every 0.25 s, enqueue to ``dispatched``. Target: p95 < 1 s.
+
 Everything it makes (database, Redis keys) is removed at the end.
 """
 
@@ -28,8 +36,10 @@ import os
 import secrets
 import tempfile
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import urlencode
 
 import redis
 from cryptography.fernet import Fernet
@@ -39,7 +49,8 @@ from app import create_app
 from app.broker import QueueNames, TaskNames
 from app.db import Database
 from app.messaging.contacts import get_or_create_contact
-from app.models import Message, MessageEvent
+from app.messaging.inbox import store_callback
+from app.models import ChannelAccount, Message, MessageEvent
 from app.models.types import new_id
 from config import load_settings
 from scripts.bench.celery_worker import CeleryWorker
@@ -54,14 +65,16 @@ from scripts.bench.fixtures import (
 from scripts.bench.loadgen import percentile
 from scripts.fake_twilio import FakeTwilio
 
-CONCURRENCY = {"prefork": os.cpu_count() or 2, "threads": 32}
+WORKER_QUEUES = [QueueNames.URGENT, QueueNames.INTAKE, QueueNames.NORMAL, QueueNames.CRM]
+BULK_QUEUES = [QueueNames.BULK, QueueNames.MAINTENANCE]
 
 
 def _args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--messages", type=int, default=1000)
-    parser.add_argument("--bulk", type=int, default=3000, help="bulk backlog for the lane test")
-    parser.add_argument("--pools", default="prefork,threads", help="worker pools to compare")
+    parser.add_argument("--messages", type=int, default=5000, help="messages to dispatch")
+    parser.add_argument("--receipts", type=int, default=10000, help="receipts to apply")
+    parser.add_argument("--flood", type=int, default=10000, help="tenant A's bulk backlog")
+    parser.add_argument("--rounds", type=int, default=20, help="tenant B's messages")
     parser.add_argument("--latency-ms", type=float, default=50.0, help="the fake's answer time")
     parser.add_argument(
         "--pg-url", default="postgresql+psycopg2://postgres@127.0.0.1:5432/postgres"
@@ -70,7 +83,16 @@ def _args(argv: list[str] | None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def seed(db: Database, tenant_id: str, account_id: str, n: int, priority: str) -> list[str]:
+def seed(
+    db: Database,
+    tenant_id: str,
+    account_id: str,
+    n: int,
+    priority: str,
+    provider_ids: list[str] | None = None,
+) -> list[str]:
+    """``n`` queued messages, as intake leaves them, in batched INSERTs; with
+    ``provider_ids``, ``sent`` ones that the provider knows by those ids."""
     now = datetime.now(UTC)
     with db.session() as s:
         contact = get_or_create_contact(s, tenant_id, "+12025559000")
@@ -84,33 +106,48 @@ def seed(db: Database, tenant_id: str, account_id: str, n: int, priority: str) -
             }
             for _ in range(n)
         ]  # fmt: skip
+        for row, provider_id in zip(rows, provider_ids or [], strict=False):
+            row.update(status="sent", provider_message_id=provider_id)
         for start in range(0, n, 2000):
             s.execute(insert(Message), rows[start : start + 2000])
     return [str(r["id"]) for r in rows]
 
 
-def accepted_at(db: Database, ids: list[str]) -> dict[str, float]:
+def reached_at(db: Database, ids: list[str], status: str) -> dict[str, float]:
+    """When each message's ``status`` event was written (epoch seconds)."""
+    found: dict[str, float] = {}
     with db.session() as s:
-        rows = s.execute(
-            select(MessageEvent.message_id, MessageEvent.created_at).where(
-                MessageEvent.message_id.in_(ids), MessageEvent.to_status == "accepted"
-            )
-        ).all()
-    return {message_id: at.timestamp() for message_id, at in rows}
+        for start in range(0, len(ids), 5000):
+            rows = s.execute(
+                select(MessageEvent.message_id, MessageEvent.created_at).where(
+                    MessageEvent.message_id.in_(ids[start : start + 5000]),
+                    MessageEvent.to_status == status,
+                )
+            ).all()
+            found.update({message_id: at.timestamp() for message_id, at in rows})
+    return found
+
+
+def count_in(db: Database, ids: list[str], statuses: tuple[str, ...]) -> int:
+    total = 0
+    with db.session() as s:
+        for start in range(0, len(ids), 5000):
+            chunk = ids[start : start + 5000]
+            query = select(func.count()).where(Message.id.in_(chunk), Message.status.in_(statuses))
+            total += int(s.scalar(query) or 0)
+    return total
 
 
 def count_accepted(db: Database, ids: list[str]) -> int:
-    with db.session() as s:
-        query = select(func.count()).where(Message.id.in_(ids), Message.status == "accepted")
-        return int(s.scalar(query) or 0)
+    return count_in(db, ids, ("accepted",))
 
 
-def wait_until(check: Any, timeout: float) -> float:
+def wait_until(check: Callable[[], bool], timeout: float) -> float:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if check():
             return time.monotonic()
-        time.sleep(0.1)
+        time.sleep(0.05)
     raise RuntimeError("timed out")
 
 
@@ -119,13 +156,218 @@ def pcts(values: list[float]) -> str:
     return "/".join(f"{percentile(ordered, p) * 1000:.0f}" for p in (50, 95, 99))
 
 
+def verdict(hit: bool) -> str:
+    return "HIT" if hit else "MISS"
+
+
+class Bench:
+    def __init__(self, args: argparse.Namespace, env: dict[str, str], log_dir: Path) -> None:
+        self.args = args
+        self.env = env
+        self.log_dir = log_dir
+        self.fake = FakeTwilio(callback_delay=0, send_callbacks=False).start()
+        self.fake.stall_all = args.latency_ms / 1000
+        run_cli(env, "db", "upgrade")
+        self.tenant_a = self.tenant("a")
+        self.tenant_b = self.tenant("b")
+        settings = load_settings(env)
+        self.app = create_app({"settings": settings})
+        self.db: Database = self.app.extensions["switchboard.db"]
+        self.celery = self.app.extensions["celery"]
+        self.lines: list[str] = []
+
+    def tenant(self, name: str) -> tuple[str, str]:
+        tenant = str(run_cli(self.env, "tenants", "create", "--name", name)["id"])
+        account = str(
+            run_cli(
+                self.env, "accounts", "create", "--tenant", tenant, "--provider", "twilio",
+                "--sender", "+12025550199", "--account-sid", self.fake.account_sid,
+                "--auth-token", self.fake.auth_token, "--base-url", self.fake.base_url,
+            )["id"]
+        )  # fmt: skip
+        return tenant, account
+
+    def worker(self, name: str, queues: list[str], **extra: str) -> CeleryWorker:
+        return CeleryWorker(
+            {**self.env, **extra}, self.log_dir / f"{name}.log", "workers.main", queues
+        )
+
+    def wake(self, lane: str) -> None:
+        self.celery.send_task(
+            TaskNames.DISPATCH_LANE, args=[lane], queue=QueueNames.for_priority(lane)
+        )
+
+    def noop_rate(self) -> float:
+        n = self.args.messages
+        counter = redis.Redis.from_url(self.args.redis_url)
+        key = f"{self.env['BROKER_KEYPREFIX']}bench:noop:done"
+        counter.delete(key)
+        worker = CeleryWorker(
+            self.env, self.log_dir / "noop.log", "scripts.bench.noop_app", ["bench.noop"]
+        )
+        try:
+            start = time.monotonic()
+            for _ in range(n):
+                self.celery.send_task("bench_noop", queue="bench.noop")
+            done = wait_until(lambda: int(counter.get(key) or 0) >= n, 600)
+        finally:
+            worker.stop()
+        return float(n / (done - start))
+
+    def dispatch(self) -> None:
+        say(f"1. the Celery no-op baseline, then {self.args.messages} messages dispatched")
+        noop = self.noop_rate()
+        tenant, account = self.tenant_a
+        ids = seed(self.db, tenant, account, self.args.messages, "normal")
+        worker = self.worker("dispatch", WORKER_QUEUES)
+        try:
+            start, wall = time.monotonic(), time.time()
+            self.wake("normal")
+            done = wait_until(lambda: count_accepted(self.db, ids) >= len(ids), 900)
+        finally:
+            worker.stop()
+        rate = len(ids) / (done - start)
+        accepted = reached_at(self.db, ids, "accepted")
+        latency = [accepted[i] - wall for i in ids if i in accepted]
+        sends = len(self.fake.sent)
+        self.lines.append(
+            f"dispatch, one worker    {rate:8.1f} msg/s  beside the no-op task {noop:7.1f}/s: "
+            f"{rate / noop:5.2f}x  {verdict(rate >= 2 * noop)} (target >= 2x)\n"
+            f"    wake->accepted p50/p95/p99 {pcts(latency)} ms; {sends} sends for "
+            f"{len(ids)} messages"
+        )
+
+    def receipts(self) -> None:
+        n = self.args.receipts
+        say(f"2. {n} receipts stored as the webhook stores them, applied by one worker")
+        tenant, account_id = self.tenant_b
+        provider_ids = ["SM" + secrets.token_hex(16) for _ in range(n)]
+        ids = seed(self.db, tenant, account_id, n, "normal", provider_ids)
+        sids = dict(zip(ids, provider_ids, strict=True))
+        worker = self.worker("receipts", [QueueNames.INTAKE])
+        try:
+            with self.db.session() as s:
+                account = s.get(ChannelAccount, account_id)
+                assert account is not None
+                for message_id in ids:
+                    params = {
+                        "MessageSid": sids[message_id], "MessageStatus": "delivered",
+                        "AccountSid": self.fake.account_sid, "To": "+12025559000",
+                        "From": "+12025550199",
+                    }  # fmt: skip
+                    key = f"{sids[message_id]}:delivered"
+                    store_callback(s, account, "twilio", key, urlencode(params))
+            start = time.monotonic()  # the commit published the wake
+            done = wait_until(lambda: count_in(self.db, ids, ("delivered",)) >= n, 900)
+        finally:
+            worker.stop()
+        rate = n / (done - start)
+        self.lines.append(
+            f"receipts, one worker    {rate:8.1f}/s applied (stored {n}, then applied)  "
+            f"{verdict(rate >= 1000)} (target >= 1,000/s)"
+        )
+
+    def fairness(self, order: str) -> list[float]:
+        say(
+            f"3. fairness ({order}): A floods {self.args.flood} bulk, "
+            f"B sends one, x{self.args.rounds}"
+        )
+        extra = {"DISPATCH_CLAIM_ORDER": order}
+        workers = [
+            self.worker(f"fair-{order}-worker", WORKER_QUEUES, **extra),
+            self.worker(f"fair-{order}-bulk", BULK_QUEUES, **extra),
+        ]
+        latencies: list[float] = []
+        try:
+            flood = seed(self.db, *self.tenant_a, self.args.flood, "bulk")
+            self.wake("bulk")
+            time.sleep(1.0)  # the flood is being dispatched
+            for _ in range(self.args.rounds):
+                if count_in(self.db, flood, ("queued",)) < self.args.flood // 2:
+                    flood += seed(self.db, *self.tenant_a, self.args.flood // 2, "bulk")
+                (mine,) = seed(self.db, *self.tenant_b, 1, "bulk")
+                sent = time.time()
+                self.celery.send_task(TaskNames.DISPATCH, args=[mine], queue=QueueNames.BULK)
+                try:
+                    wait_until(lambda: count_in(self.db, [mine], ("queued",)) == 0, 120)  # noqa: B023
+                except RuntimeError:
+                    latencies.append(120.0)
+                    continue
+                at = reached_at(self.db, [mine], "dispatched")
+                latencies.append(at.get(mine, time.time()) - sent)
+                time.sleep(0.25)
+        finally:
+            for w in workers:
+                w.stop()
+            self.settle("bulk")
+        return latencies
+
+    def urgent(self) -> None:
+        say(f"4. an urgent message every 0.25 s while {self.args.flood} bulk drain")
+        workers = [
+            self.worker("lanes-worker", WORKER_QUEUES),
+            self.worker("lanes-bulk", BULK_QUEUES),
+        ]
+        try:
+            tenant, account = self.tenant_a
+            flood = seed(self.db, tenant, account, self.args.flood, "bulk")
+            self.wake("bulk")
+            began, urgent, sent = time.monotonic(), [], {}
+            while count_in(self.db, flood, ("queued",)) and time.monotonic() - began < 120:
+                (message_id,) = seed(self.db, *self.tenant_b, 1, "urgent")
+                sent[message_id] = time.time()
+                self.celery.send_task(
+                    TaskNames.DISPATCH, args=[message_id], queue=QueueNames.URGENT
+                )
+                urgent.append(message_id)
+                time.sleep(0.25)
+            drained = len(flood) - count_in(self.db, flood, ("queued",))
+            took = time.monotonic() - began
+            wait_until(lambda: count_in(self.db, urgent, ("queued",)) == 0, 60)
+            got = reached_at(self.db, urgent, "dispatched")
+            lat = sorted(got[i] - sent[i] for i in urgent if i in got)
+        finally:
+            for w in workers:
+                w.stop()
+        hit = bool(lat) and percentile(lat, 95) < 1.0
+        self.lines.append(
+            f"urgent during the flood {len(urgent)} urgent while {drained}/{len(flood)} bulk "
+            f"went in {took:.0f} s ({drained / took:.0f}/s): enqueue->dispatched p50/p95/p99 "
+            f"{pcts(lat)} ms  {verdict(hit)} (target p95 < 1 s)"
+        )
+
+    def settle(self, lane: str) -> None:
+        """Cancel what a phase left queued, so the next starts from an empty lane."""
+        from sqlalchemy import update
+
+        with self.db.session() as s:
+            s.execute(
+                update(Message)
+                .where(Message.status == "queued", Message.priority == lane)
+                .values(status="canceled", status_reason="canceled_by_api")
+            )
+
+    def run(self) -> None:
+        self.dispatch()
+        self.receipts()
+        fifo = sorted(self.fairness("fifo"))
+        fair = sorted(self.fairness("fair"))
+        hit = percentile(fair, 95) < 2.0
+        self.lines.append(
+            f"fairness, B beside A's flood: fair p50/p95/p99 {pcts(fair)} ms  {verdict(hit)} "
+            f"(target p95 < 2 s)\n    the same with a FIFO claim: p50/p95/p99 {pcts(fifo)} ms"
+        )
+        self.urgent()
+
+    def stop(self) -> None:
+        self.fake.stop()
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _args(argv)
     run_id = secrets.token_hex(4)
     db_name, prefix = f"switchboard_bench_{run_id}", f"switchboard-bench-{run_id}:"
     log_dir = Path(tempfile.mkdtemp(prefix=f"switchboard-dispatch-{run_id}-"))
-    fake = FakeTwilio(callback_delay=0, send_callbacks=False).start()
-    fake.stall_all = args.latency_ms / 1000
     env = {k: v for k, v in os.environ.items() if k not in {"DATABASE_URL", "BROKER_URL", "PORT"}}
     env.update(
         DATABASE_URL=database_url_for(args.pg_url, db_name), REDIS_URL=args.redis_url,
@@ -133,109 +375,28 @@ def main(argv: list[str] | None = None) -> int:
         BLIND_INDEX_KEY=Fernet.generate_key().decode(), SWITCHBOARD_VAR_DIR=str(log_dir / "var"),
         PYTHONPATH=REPO_ROOT.as_posix(), LOG_LEVEL="WARNING",
     )  # fmt: skip
-    results: list[str] = []
     create_database(args.pg_url, db_name)
+    bench: Bench | None = None
     try:
-        run_cli(env, "db", "upgrade")
-        tenant = str(run_cli(env, "tenants", "create", "--name", "bench")["id"])
-        account = str(
-            run_cli(
-                env, "accounts", "create", "--tenant", tenant, "--provider", "twilio",
-                "--sender", "+12025550199", "--account-sid", fake.account_sid,
-                "--auth-token", fake.auth_token, "--base-url", fake.base_url,
-            )["id"]
-        )  # fmt: skip
-        settings = load_settings(env)
-        app = create_app({"settings": settings})
-        db: Database = app.extensions["switchboard.db"]
-        celery = app.extensions["celery"]
-        counter = redis.Redis.from_url(args.redis_url)
-        noop_key = f"{prefix}bench:noop:done"
-        best: tuple[float, str] = (0.0, "prefork")
-        for pool in [p.strip() for p in args.pools.split(",") if p.strip()]:
-            say(f"pool {pool} (concurrency {CONCURRENCY[pool]}): no-op baseline")
-            counter.delete(noop_key)
-            worker = CeleryWorker(
-                env, log_dir / f"noop-{pool}.log", "scripts.bench.noop_app", ["bench.noop"],
-                pool, CONCURRENCY[pool],
-            )  # fmt: skip
-            try:
-                start = time.monotonic()
-                for _ in range(args.messages):
-                    celery.send_task("bench_noop", queue="bench.noop")
-                done = wait_until(lambda: int(counter.get(noop_key) or 0) >= args.messages, 300)
-                noop_rate = args.messages / (done - start)
-            finally:
-                worker.stop()
-            say(f"pool {pool}: dispatch of {args.messages} to the fake Twilio")
-            ids = seed(db, tenant, account, args.messages, "normal")
-            worker = CeleryWorker(
-                env, log_dir / f"dispatch-{pool}.log", "workers.main", [QueueNames.NORMAL],
-                pool, CONCURRENCY[pool],
-            )  # fmt: skip
-            try:
-                published: dict[str, float] = {}
-                start = time.monotonic()
-                for message_id in ids:
-                    published[message_id] = time.time()
-                    celery.send_task(TaskNames.DISPATCH, args=[message_id], queue=QueueNames.NORMAL)
-                done = wait_until(lambda ids=ids: count_accepted(db, ids) >= len(ids), 900)
-            finally:
-                worker.stop()
-            rate = len(ids) / (done - start)
-            accepted = accepted_at(db, ids)
-            latency = [accepted[i] - published[i] for i in ids if i in accepted]
-            results.append(
-                f"{pool:<8} c={CONCURRENCY[pool]:<3} no-op {noop_rate:8.1f}/s   dispatch "
-                f"{rate:7.1f}/s   ratio {rate / noop_rate:5.2f}x "
-                f"({'HIT' if rate >= noop_rate else 'MISS'})   enqueue->accepted "
-                f"p50/p95/p99 {pcts(latency)} ms"
-            )
-            best = max(best, (rate, pool))
-        pool = best[1]
-        say(f"lanes with {pool}: {args.bulk} bulk messages draining, an urgent one every 0.25 s")
-        workers = [
-            CeleryWorker(env, log_dir / "lane-worker.log", "workers.main",
-                         [QueueNames.URGENT, QueueNames.INTAKE, QueueNames.NORMAL,
-                          QueueNames.CRM], pool, CONCURRENCY[pool]),
-            CeleryWorker(env, log_dir / "lane-bulk.log", "workers.main",
-                         [QueueNames.BULK, QueueNames.MAINTENANCE], pool, CONCURRENCY[pool]),
-        ]  # fmt: skip
-        try:
-            bulk = seed(db, tenant, account, args.bulk, "bulk")
-            for message_id in bulk:
-                celery.send_task(TaskNames.DISPATCH, args=[message_id], queue=QueueNames.BULK)
-            bulk_start, urgent, sent = time.monotonic(), [], {}
-            while count_accepted(db, bulk) < len(bulk) and time.monotonic() - bulk_start < 120:
-                (message_id,) = seed(db, tenant, account, 1, "urgent")
-                sent[message_id] = time.time()
-                celery.send_task(TaskNames.DISPATCH, args=[message_id], queue=QueueNames.URGENT)
-                urgent.append(message_id)
-                time.sleep(0.25)
-            drained = count_accepted(db, bulk)
-            wait_until(lambda: count_accepted(db, urgent) >= len(urgent), 60)
-            got = accepted_at(db, urgent)
-            lat = [got[i] - sent[i] for i in urgent if i in got]
-            results.append(
-                f"lanes ({pool}): {len(urgent)} urgent messages while bulk drained "
-                f"({drained}/{len(bulk)} bulk accepted in {time.monotonic() - bulk_start:.0f} s): "
-                f"urgent enqueue->accepted p50/p95/p99 {pcts(lat)} ms (target p95 < 1000)"
-            )
-        finally:
-            for w in workers:
-                w.stop()
+        bench = Bench(args, env, log_dir)
+        bench.run()
     finally:
-        fake.stop()
+        if bench is not None:
+            bench.stop()
         with contextlib.suppress(Exception):
             drop_database(args.pg_url, db_name)
         with contextlib.suppress(Exception):
             delete_redis_keys(args.redis_url, prefix)
+    settings: Any = load_settings(env)
     print(
-        f"\nSwitchboard dispatch benchmark (run {run_id}; the fake answers in "
-        f"{args.latency_ms:g} ms; {os.cpu_count()} CPUs shared with Postgres, Redis and the fake)"
+        f"\nSwitchboard batch benchmark (run {run_id}; the fake Twilio answers in "
+        f"{args.latency_ms:g} ms; worker pool {settings.worker_pool} x "
+        f"{settings.worker_concurrency}; batches of {settings.dispatch_batch_size} sends and "
+        f"{settings.receipt_batch_size} receipts; {os.cpu_count()} CPUs shared with "
+        f"Postgres, Redis, the fake and this script)"
     )
-    print("\n".join(results))
-    print("target: dispatch >= 1.0x the no-op rate; urgent p95 < 1 s during the flood")
+    print("\n".join(bench.lines if bench else []))
+    print(f"logs: {log_dir}")
     return 0
 
 

@@ -227,3 +227,25 @@ def test_an_opt_out_holding_the_contact_keeps_its_message_out_of_the_batch(
     assert statuses(db, [message_id]) == {message_id: "canceled"}
     assert dispatch_message(db, settings, message_id) == "skipped:canceled"
     assert fake.sent == []
+
+
+@pytest.mark.postgres
+def test_wakes_coalesce_per_key_until_the_drain_clears_them(backend: object) -> None:
+    import redis
+
+    from app.wakes import Wakes
+    from tests.support.backends import TEST_REDIS_URL
+
+    prefix = f"{backend.redis_prefix}wakes-test:"  # type: ignore[attr-defined]
+    wakes = Wakes(redis.Redis.from_url(TEST_REDIS_URL), prefix, ttl=30)
+    assert wakes.should_publish("dispatch.normal", "ten_a") is True
+    assert wakes.should_publish("dispatch.normal", "ten_a") is False  # one is waiting
+    assert wakes.should_publish("dispatch.normal", "ten_b") is True  # another tenant
+    assert wakes.should_publish("dispatch.bulk", "ten_a") is True  # another lane
+    assert wakes.should_publish("dispatch.normal", None) is True  # not a coalescing wake
+    wakes.clear("dispatch.normal", "ten_a")  # the drain started
+    assert wakes.should_publish("dispatch.normal", "ten_a") is True
+    # Without Redis (the embedded default), or with Redis away, every wake is published.
+    assert Wakes(None).should_publish("dispatch.normal", "ten_a") is True
+    away = Wakes(redis.Redis(port=1, socket_connect_timeout=0.2), prefix)
+    assert away.should_publish("dispatch.normal", "ten_a") is True

@@ -203,6 +203,8 @@ def test_batch_round_trips_per_message(client: FlaskClient, db: Database) -> Non
     with db.session() as s:
         sent = {m.id: m for m in s.scalars(select(Message).where(Message.id.in_(ids)))}
     assert {m.status for m in sent.values()} == {"accepted"}
+    big = dataclasses.replace(settings, receipt_batch_size=500)
+    drain_inbox(db, big)  # other tests leave unprocessed rows behind: apply those first
     for n, message_id in enumerate(ids):
         body = json.dumps(
             {
@@ -225,7 +227,6 @@ def test_batch_round_trips_per_message(client: FlaskClient, db: Database) -> Non
             },
         )
         assert r.status_code == 202
-    big = dataclasses.replace(settings, receipt_batch_size=500)
     counter = measure(db, "drain_inbox (50 receipts)", 10, lambda: drain_inbox(db, big))
     print(f"  {counter.round_trips / 50:.2f} round trips per receipt (one at a time: 9)")
     with db.session() as s:
