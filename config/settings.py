@@ -106,8 +106,8 @@ class Settings:
     dispatch_batch_size: int = 100
     receipt_batch_size: int = 200
     # Sends in flight at once per worker process, and per channel account within it.
-    send_concurrency: int = 64
-    send_concurrency_per_account: int = 32
+    send_concurrency: int = 128
+    send_concurrency_per_account: int = 64
     # A drain task keeps claiming full batches for at most this long, then hands on.
     drain_seconds: float = 5.0
     # "fair" shares each batch between tenants by weight; "fifo" takes the oldest first,
@@ -389,9 +389,9 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         crm_sweep_window_seconds=_float(env, "CRM_SWEEP_WINDOW_SECONDS", 24 * 3600.0),
         dispatch_batch_size=_int(env, "DISPATCH_BATCH_SIZE", 100, minimum=1, maximum=1000),
         receipt_batch_size=_int(env, "RECEIPT_BATCH_SIZE", 200, minimum=1, maximum=1000),
-        send_concurrency=_int(env, "SEND_CONCURRENCY", 64, minimum=1, maximum=512),
+        send_concurrency=_int(env, "SEND_CONCURRENCY", 128, minimum=1, maximum=512),
         send_concurrency_per_account=_int(
-            env, "SEND_CONCURRENCY_PER_ACCOUNT", 32, minimum=1, maximum=512
+            env, "SEND_CONCURRENCY_PER_ACCOUNT", 64, minimum=1, maximum=512
         ),
         drain_seconds=_float(env, "DRAIN_SECONDS", 5.0),
         dispatch_claim_order=_choice(env, "DISPATCH_CLAIM_ORDER", "fair", ("fair", "fifo")),

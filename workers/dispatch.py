@@ -35,15 +35,46 @@ def _on_shutdown(**_kwargs: Any) -> None:
     _stopping.set()
 
 
+# The wake key of a lane's own drains (a tenant's wakes are keyed by the tenant's id).
+LANE_WAKE = "lane"
+
+
+def _wake_lane(lane: str, coalesce: bool = True) -> None:
+    queue = QueueNames.for_priority(lane)
+    if not coalesce or wakes().should_publish(queue, LANE_WAKE):
+        celery().send_task(TaskNames.DISPATCH_LANE, args=[lane], queue=queue)
+
+
+_active: dict[str, int] = {}
+_active_lock = threading.Lock()
+
+
+def _fan_out(lane: str) -> None:
+    """A full batch: wake one more drain, unless half this worker's threads drain the lane
+    already (the other half stay free for the other queues: urgent, receipts)."""
+    with _active_lock:
+        busy = _active.get(lane, 0)
+    if busy < max(1, settings().worker_concurrency // 2):
+        _wake_lane(lane)
+
+
 def _drain(lane: str) -> int:
+    """Drain ``lane``. A full batch wakes one more drain before its sends, so while there is
+    a backlog, batches are claimed side by side, each waiting on the provider while the
+    next is claimed."""
     fifo = settings().dispatch_claim_order == "fifo"
-    handled, more = dispatch.drain_lane(
-        db(), settings(), limiter(), lane, _stopping.is_set, fifo=fifo
-    )
+    with _active_lock:
+        _active[lane] = _active.get(lane, 0) + 1
+    try:
+        handled, more = dispatch.drain_lane(
+            db(), settings(), limiter(), lane, _stopping.is_set, fifo=fifo,
+            on_full=lambda: _fan_out(lane),
+        )  # fmt: skip
+    finally:
+        with _active_lock:
+            _active[lane] -= 1
     if more:
-        celery().send_task(
-            TaskNames.DISPATCH_LANE, args=[lane], queue=QueueNames.for_priority(lane)
-        )
+        _wake_lane(lane, coalesce=False)
     return handled
 
 
@@ -79,4 +110,5 @@ def dispatch_lane(lane: str) -> int:
     if lane not in ("urgent", "normal", "bulk"):
         log.warning("dispatch_lane: unknown lane", extra={"lane": lane[:20]})
         return 0
+    wakes().clear(QueueNames.for_priority(lane), LANE_WAKE)
     return _drain(lane)

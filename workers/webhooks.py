@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 
-import requests
 from celery import shared_task
 from sqlalchemy.exc import OperationalError
 
@@ -13,6 +12,7 @@ from app.messaging.receipts import drain_inbox
 from app.messaging.simulation import receipt_target
 from app.messaging.states import ConcurrentTransition
 from app.providers.base import RetryableError
+from app.providers.http import TransportError
 from app.wakes import INBOX
 from workers.context import celery, db, settings, wakes
 from workers.dispatch import _stopping
@@ -39,7 +39,7 @@ def process_inbox_item(item_id: str) -> int:
 
 @shared_task(
     name=TaskNames.SIMULATED_RECEIPTS,
-    autoretry_for=(RetryableError, requests.RequestException),
+    autoretry_for=(RetryableError, TransportError),
     retry_backoff=1,
     retry_backoff_max=4,
     max_retries=8,

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, Table, and_, case, insert, literal, update
+from sqlalchemy import Table, insert, text
 from sqlalchemy.orm import Session
 
 from app.crm.owed import owe, owed_by_event
@@ -45,46 +45,101 @@ class Move:
     direction: str = "outbound"
 
 
-def _per_row(column: str, values: dict[str, Any]) -> ColumnElement[Any]:
-    """``CASE id WHEN ... THEN value ... ELSE column END``, each bound with the column's type."""
-    col = _MESSAGES.c[column]
-    whens = {key: literal(value, col.type) for key, value in values.items()}
-    return case(whens, value=_MESSAGES.c.id, else_=col)
+# Postgres array types for the per-row columns a move may carry.
+_ARRAY_TYPES = {"status": "varchar", "status_reason": "varchar", "provider_message_id": "varchar"}
 
 
 def write_statuses(
-    session: Session, moves: Sequence[Move], common: dict[str, Any] | None = None
+    session: Session,
+    moves: Sequence[Move],
+    *,
+    increment: Sequence[str] = (),
+    clear: Sequence[str] = (),
 ) -> None:
     """One UPDATE for every applied move in ``moves``: status, reason and changes, per row.
 
-    ``common`` holds values (or column expressions) written to every row alike. Raises
+    ``increment`` columns go up by one and ``clear`` columns become NULL on every row alike.
+    The statement has one shape whatever the batch's size (per-row values travel as arrays
+    on Postgres, as an executemany on SQLite), so it is compiled and planned once. Raises
     ConcurrentTransition when a row is no longer in the status it was read in.
     """
     applied = [m for m in moves if m.outcome is Outcome.APPLIED]
     if not applied:
         return
-    ids = [m.message_id for m in applied]
-    values: dict[str, Any] = {
-        "status": _per_row("status", {m.message_id: m.to_status for m in applied}),
-        "status_reason": _per_row("status_reason", {m.message_id: m.reason for m in applied}),
-        "updated_at": utcnow(),
-        **(common or {}),
-    }
     columns = sorted({key for m in applied for key in m.changes})
+    unknown = set(columns) - set(_ARRAY_TYPES)
+    if unknown:
+        raise ValueError(f"no bulk write for {sorted(unknown)}")
+    now = utcnow()
+    if session.get_bind().dialect.name == "postgresql":
+        moved = _write_postgres(session, applied, columns, increment, clear, now)
+    else:
+        moved = _write_each(session, applied, columns, increment, clear, now)
+    if moved != len(applied):
+        raise ConcurrentTransition(f"{len(applied) - moved} of {len(applied)} messages moved")
+
+
+def _set_clause(columns: Sequence[str], increment: Sequence[str], clear: Sequence[str]) -> str:
+    sets = ["status = v.status", "status_reason = v.status_reason", "updated_at = :now"]
+    sets += [f"{c} = v.{c}" for c in columns]
+    sets += [f"{c} = m.{c} + 1" for c in increment]
+    sets += [f"{c} = NULL" for c in clear]
+    return ", ".join(sets)
+
+
+def _write_postgres(
+    session: Session,
+    applied: list[Move],
+    columns: Sequence[str],
+    increment: Sequence[str],
+    clear: Sequence[str],
+    now: datetime,
+) -> int:
+    names = ["id", "from_status", "status", "status_reason", *columns]
+    arrays = ", ".join(f"CAST(:{n} AS {_ARRAY_TYPES.get(n, 'varchar')}[])" for n in names)
+    # Column names come from this module only; every value is a bound parameter.
+    statement = text(
+        f"UPDATE messages AS m SET {_set_clause(columns, increment, clear)} "  # noqa: S608
+        f"FROM unnest({arrays}) AS v({', '.join(names)}) "
+        "WHERE m.id = v.id AND m.status = v.from_status"  # the compare-and-set, per row
+    )
+    params: dict[str, Any] = {
+        "now": now,
+        "id": [m.message_id for m in applied],
+        "from_status": [m.from_status for m in applied],
+        "status": [m.to_status for m in applied],
+        "status_reason": [m.reason for m in applied],
+    }
     for column in columns:
-        per_row = {m.message_id: m.changes[column] for m in applied if column in m.changes}
-        values[column] = _per_row(column, per_row)
-    expected = case(
-        {m.message_id: m.from_status for m in applied}, value=_MESSAGES.c.id, else_=None
+        params[column] = [m.changes.get(column) for m in applied]
+    return int(getattr(session.execute(statement, params), "rowcount", len(applied)))
+
+
+def _write_each(
+    session: Session,
+    applied: list[Move],
+    columns: Sequence[str],
+    increment: Sequence[str],
+    clear: Sequence[str],
+    now: datetime,
+) -> int:
+    """SQLite: the same UPDATE once per row in one executemany (in-process, no round trips)."""
+    sets = _set_clause(columns, increment, clear).replace("v.", ":").replace("m.", "")
+    statement = text(
+        f"UPDATE messages SET {sets} WHERE id = :id AND status = :from_status"  # noqa: S608
     )
-    result = session.execute(
-        update(_MESSAGES)
-        .where(and_(_MESSAGES.c.id.in_(ids), _MESSAGES.c.status == expected))
-        .values(**values)
-    )
-    moved = len(ids) - int(getattr(result, "rowcount", len(ids)))
-    if moved:
-        raise ConcurrentTransition(f"{moved} of {len(ids)} messages moved concurrently")
+    rows = [
+        {
+            "now": now,
+            "id": m.message_id,
+            "from_status": m.from_status,
+            "status": m.to_status,
+            "status_reason": m.reason,
+            **{c: m.changes.get(c) for c in columns},
+        }
+        for m in applied
+    ]
+    return int(getattr(session.execute(statement, rows), "rowcount", len(applied)))
 
 
 def write_events(session: Session, moves: Sequence[Move], now: datetime | None = None) -> None:

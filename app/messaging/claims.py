@@ -210,13 +210,7 @@ def _claim_rows(
         for row, decision in going
     ]
     write_statuses(
-        session,
-        moves,
-        common={
-            "attempts": Message.attempts + 1,
-            "next_attempt_at": None,
-            "rate_slot_at": None,
-        },
+        session, moves, increment=("attempts",), clear=("next_attempt_at", "rate_slot_at")
     )
     write_events(session, moves, now)
     for account in accounts.values():

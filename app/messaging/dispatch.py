@@ -49,9 +49,16 @@ def dispatch_batch(
     lane: str | None = None,
     ids: Sequence[str] | None = None,
     fifo: bool = False,
+    on_full: Callable[[], None] | None = None,
 ) -> BatchReport:
-    """Claim, send and record one batch: a fair one of ``lane``, or exactly ``ids``."""
+    """Claim, send and record one batch: a fair one of ``lane``, or exactly ``ids``.
+
+    ``on_full`` is called when the claim came back full, before the sends: the caller
+    wakes another drain, which claims the next batch while this one waits on the provider.
+    """
     claimed = claim_batch(db, settings, limiter, lane=lane, ids=ids, fifo=fifo)
+    if claimed.full and on_full is not None:
+        on_full()
     results = dict(claimed.results)
     if claimed.claims:
         pool = sender(settings.send_concurrency, settings.send_concurrency_per_account)
@@ -76,6 +83,7 @@ def drain_lane(
     lane: str,
     should_stop: Callable[[], bool] = lambda: False,
     fifo: bool = False,
+    on_full: Callable[[], None] | None = None,
 ) -> tuple[int, bool]:
     """Dispatch ``lane``'s queued messages batch after batch, for up to ``DRAIN_SECONDS``.
 
@@ -85,7 +93,7 @@ def drain_lane(
     deadline = time.monotonic() + settings.drain_seconds
     handled = 0
     while True:
-        report = dispatch_batch(db, settings, limiter, lane=lane, fifo=fifo)
+        report = dispatch_batch(db, settings, limiter, lane=lane, fifo=fifo, on_full=on_full)
         handled += len(report.results)
         more = report.full or report.contended
         if not more:

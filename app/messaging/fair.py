@@ -47,6 +47,22 @@ _TENANTS_WITH_WORK = text(
     """
 )
 
+# Each tenant's share, locked in the statement that picks it. The shares come as two arrays,
+# so the statement has one shape (and one cached plan) whatever the number of tenants.
+_FAIR_CLAIM = text(
+    """
+    SELECT picked.id
+    FROM unnest(CAST(:tenants AS varchar[]), CAST(:quotas AS integer[])) AS share(tenant_id, quota)
+    CROSS JOIN LATERAL (
+        SELECT m.id FROM messages m
+        WHERE m.status = 'queued' AND m.priority = :lane AND m.tenant_id = share.tenant_id
+        ORDER BY m.id
+        LIMIT share.quota
+        FOR UPDATE SKIP LOCKED
+    ) AS picked
+    """
+)
+
 _turn = itertools.count()
 
 
@@ -82,23 +98,12 @@ def claim_fair(session: Session, lane: str, size: int) -> list[str]:
             query = _queued(lane).where(Message.tenant_id == tenant_id).limit(quota)
             ids += [str(i) for i in session.scalars(query)]
         return ids
-    values = ", ".join(f"(:t{i}, CAST(:q{i} AS integer))" for i in range(len(allotted)))
-    params: dict[str, object] = {"lane": lane}
-    for i, (tenant_id, quota) in enumerate(allotted):
-        params[f"t{i}"], params[f"q{i}"] = tenant_id, quota
-    statement = text(
-        f"""
-        SELECT picked.id FROM (VALUES {values}) AS share(tenant_id, quota)
-        CROSS JOIN LATERAL (
-            SELECT m.id FROM messages m
-            WHERE m.status = 'queued' AND m.priority = :lane AND m.tenant_id = share.tenant_id
-            ORDER BY m.id
-            LIMIT share.quota
-            FOR UPDATE SKIP LOCKED
-        ) AS picked
-        """  # noqa: S608  (placeholders only; every value is a bound parameter)
-    )
-    return [str(i) for i in session.scalars(statement, params)]
+    params = {
+        "lane": lane,
+        "tenants": [t for t, _ in allotted],
+        "quotas": [q for _, q in allotted],
+    }
+    return [str(i) for i in session.scalars(_FAIR_CLAIM, params)]
 
 
 def claim_fifo(session: Session, lane: str, size: int) -> list[str]:

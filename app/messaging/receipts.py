@@ -17,7 +17,7 @@ import time
 from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 
-from sqlalchemy import and_, case, or_, select, update
+from sqlalchemy import and_, or_, select, update
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
 
@@ -263,16 +263,18 @@ def _apply_statuses(
     write_events(session, moves, now)
     finished = [i for i, _, _ in statuses if i.id in done and done[i.id].startswith("status:")]
     if finished:
-        session.execute(
-            update(InboxItem)
-            .where(InboxItem.id.in_([i.id for i in finished]))
-            .values(
-                processed_at=now,
-                next_attempt_at=None,
-                result=case({i.id: done[i.id] for i in finished}, value=InboxItem.id),
+        # One UPDATE per distinct result (a handful: applied, refused, duplicate), each with
+        # an expanding IN: a few statement shapes, whatever the batch's size.
+        by_result: dict[str, list[str]] = {}
+        for i in finished:
+            by_result.setdefault(done[i.id], []).append(i.id)
+        for result, ids in sorted(by_result.items()):
+            session.execute(
+                update(InboxItem)
+                .where(InboxItem.id.in_(ids))
+                .values(processed_at=now, next_attempt_at=None, result=result)
+                .execution_options(synchronize_session=False)
             )
-            .execution_options(synchronize_session=False)
-        )
         for i in finished:  # keep the loaded rows in step with what was written
             set_committed_value(i, "processed_at", now)
             set_committed_value(i, "result", done[i.id])
@@ -280,7 +282,7 @@ def _apply_statuses(
     for item, provider, event, message_id in slow:
         message = session.get(Message, message_id)
         assert message is not None
-        result = apply_provider_status(
+        moved = apply_provider_status(
             session,
             message,
             provider,
@@ -288,7 +290,7 @@ def _apply_statuses(
             source=f"webhook:{item.provider}",
             dedupe_key=f"receipt:{item.dedupe_key}",
         )
-        done[item.id] = _finish(item, f"status:{result.outcome.value}")
+        done[item.id] = _finish(item, f"status:{moved.outcome.value}")
     return done
 
 

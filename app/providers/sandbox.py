@@ -98,7 +98,7 @@ def _post_receipt(target: ReceiptTarget, status: str, error_code: str | None) ->
     if error_code is not None:
         event["errorCode"] = error_code
     body = json.dumps(event)
-    response = http.session().post(
+    response = http.post(
         target.url, data=body, headers=sign_headers(target.secret, event_id, body), timeout=10
     )
     if response.status_code >= 300:

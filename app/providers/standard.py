@@ -13,7 +13,6 @@ import json
 from collections.abc import Sequence
 from datetime import UTC, datetime
 
-import requests
 from pydantic import ValidationError
 
 from app.messaging.reasons import StatusReason, as_reason
@@ -129,13 +128,13 @@ class StandardProvider(StandardWebhooksIntake):
             }
         )
         try:
-            response = http.session().post(
+            response = http.post(
                 base_url.rstrip("/") + "/messages",
                 data=body,
                 headers=sign_headers(secret, event_id, body),
                 timeout=SEND_TIMEOUT,
             )
-        except requests.RequestException as exc:
+        except http.TransportError as exc:
             raise RetryableError("transport_error", type(exc).__name__) from None
         if response.status_code == 429:
             raise ThrottledError(
@@ -159,7 +158,7 @@ class StandardProvider(StandardWebhooksIntake):
         return SendResult(provider_message_id=provider_id)
 
 
-def _error_code(response: requests.Response) -> str | None:
+def _error_code(response: http.Answer) -> str | None:
     try:
         code = response.json().get("errorCode")
     except (ValueError, AttributeError):

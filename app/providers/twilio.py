@@ -16,7 +16,6 @@ from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import parse_qsl
 
-import requests
 from pydantic import ValidationError
 from twilio.request_validator import RequestValidator
 
@@ -108,13 +107,13 @@ class TwilioProvider(Provider):
         base_url = str(creds.get("base_url") or DEFAULT_BASE_URL)
         url = f"{base_url}/2010-04-01/Accounts/{sid}/Messages.json"
         try:
-            response = http.session().post(
+            response = http.post(
                 url,
                 data=self.form(creds, request),
                 auth=(sid, token),
                 timeout=SEND_TIMEOUT,
             )
-        except requests.RequestException as exc:
+        except http.TransportError as exc:
             raise RetryableError("transport_error", type(exc).__name__) from None
         if response.status_code < 300:
             body = _json(response)
@@ -180,8 +179,8 @@ class TwilioProvider(Provider):
         base_url = str(creds.get("base_url") or DEFAULT_BASE_URL)
         url = f"{base_url}/2010-04-01/Accounts/{sid}/Messages/{provider_message_id}.json"
         try:
-            response = http.session().get(url, auth=(sid, token), timeout=SEND_TIMEOUT)
-        except requests.RequestException as exc:
+            response = http.get(url, auth=(sid, token), timeout=SEND_TIMEOUT)
+        except http.TransportError as exc:
             raise RetryableError("transport_error", type(exc).__name__) from None
         if response.status_code >= 300:
             raise classify(response)
@@ -219,7 +218,7 @@ class TwilioProvider(Provider):
             ) from None
 
 
-def classify(response: requests.Response) -> ProviderError:
+def classify(response: http.Answer) -> ProviderError:
     """Turn a Twilio error answer into a typed error: throttled, retryable or permanent."""
     body = _json(response)
     raw = body.get("code")
@@ -238,7 +237,7 @@ def classify(response: requests.Response) -> ProviderError:
     return PermanentError(entry.reason, detail, channel_related=entry.channel_related, code=code)
 
 
-def _json(response: requests.Response) -> dict[str, Any]:
+def _json(response: http.Answer) -> dict[str, Any]:
     try:
         body = response.json()
     except ValueError:
