@@ -21,7 +21,6 @@ from app.messaging.states import ConcurrentTransition, Outcome
 from app.models import Message, MessageEvent
 from app.models.types import utcnow
 
-_MESSAGES: Table = Message.__table__  # type: ignore[assignment]
 _EVENTS: Table = MessageEvent.__table__  # type: ignore[assignment]
 
 

@@ -107,9 +107,11 @@ def claim_batch(
     lane: str | None = None,
     ids: Sequence[str] | None = None,
     fifo: bool = False,
+    size: int | None = None,
 ) -> ClaimedBatch:
-    """Claim a fair batch of ``lane`` (a priority), or exactly ``ids``; see the module doc."""
-    size = settings.dispatch_batch_size
+    """Claim a fair batch of ``lane`` (a priority) of up to ``size`` (default
+    ``DISPATCH_BATCH_SIZE``), or exactly ``ids``; see the module doc."""
+    size = size or settings.dispatch_batch_size
     batch = ClaimedBatch()
     with db.session() as session:
         if ids is not None:

@@ -32,6 +32,9 @@ from config import Settings
 log = logging.getLogger(__name__)
 
 RECORD_RETRY_DELAYS = (0.5, 1.0, 2.0, 4.0)
+# How long a lane's batch waits for places in the process's send budget before it reports
+# the lane still full (the drain tries again, or hands on).
+BUDGET_WAIT = 1.0
 
 
 @dataclass
@@ -56,13 +59,25 @@ def dispatch_batch(
     ``on_full`` is called when the claim came back full, before the sends: the caller
     wakes another drain, which claims the next batch while this one waits on the provider.
     """
-    claimed = claim_batch(db, settings, limiter, lane=lane, ids=ids, fifo=fifo)
+    pool = sender(settings.send_concurrency, settings.send_concurrency_per_account)
+    size = settings.dispatch_batch_size
+    if ids is None:
+        size = pool.reserve(size, timeout=BUDGET_WAIT)
+        if not size:  # every place is taken by sends in flight: try again shortly
+            return BatchReport({}, full=True, contended=False)
+    try:
+        claimed = claim_batch(db, settings, limiter, lane=lane, ids=ids, fifo=fifo, size=size)
+    except BaseException:
+        if ids is None:
+            pool.release(size)
+        raise
+    if ids is None:
+        pool.release(size - len(claimed.claims))  # what the claim did not fill
     if claimed.full and on_full is not None:
         on_full()
     results = dict(claimed.results)
     if claimed.claims:
-        pool = sender(settings.send_concurrency, settings.send_concurrency_per_account)
-        outcomes = pool.send_all(claimed.claims)
+        outcomes = pool.send_all(claimed.claims, reserved=ids is None)
         sent: list[Sent] = [
             (c.request.message_id, c.provider, o)
             for c, o in zip(claimed.claims, outcomes, strict=True)

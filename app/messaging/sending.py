@@ -39,11 +39,42 @@ def send_one(claim: Claim) -> Outcome:
 
 
 class Sender:
+    """The process's send pool, and its claim budget.
+
+    A batch reserves places before it claims (``reserve``), and gives each back as its send
+    finishes: messages claimed but not yet sent never exceed ``concurrency`` per process.
+    Without the budget, drains side by side would claim a whole backlog ahead of what the
+    provider can take, leaving it ``dispatched`` (in limbo for reconciliation if the worker
+    died) and deciding its policy long before the send.
+    """
+
     def __init__(self, concurrency: int, per_account: int) -> None:
         self.concurrency = concurrency
         self.per_account = per_account
         self._pid = -1
         self._lock = threading.Lock()
+        self._budget = threading.Condition()
+        self._free = concurrency
+        self._budget_pid = os.getpid()
+
+    def reserve(self, want: int, timeout: float) -> int:
+        """Up to ``want`` places, waiting up to ``timeout`` for at least one; 0 if none."""
+        with self._budget:
+            if self._budget_pid != os.getpid():  # a forked child starts with the whole budget
+                self._budget_pid = os.getpid()
+                self._free = self.concurrency
+            if not self._budget.wait_for(lambda: self._free > 0, timeout):
+                return 0
+            got = min(want, self._free)
+            self._free -= got
+            return got
+
+    def release(self, count: int) -> None:
+        if count <= 0:
+            return
+        with self._budget:
+            self._free = min(self.concurrency, self._free + count)
+            self._budget.notify_all()
 
     def _start(self) -> None:
         self._pid = os.getpid()
@@ -59,16 +90,21 @@ class Sender:
                 bound = self._bounds[account_id] = threading.BoundedSemaphore(self.per_account)
             return bound
 
-    def send_all(self, claims: Sequence[Claim]) -> list[Outcome]:
-        """Every claim's outcome, in order. One claim is sent on the caller's thread."""
-        if len(claims) == 1:
-            return [send_one(claims[0])]
+    def send_all(self, claims: Sequence[Claim], reserved: bool = False) -> list[Outcome]:
+        """Every claim's outcome, in order; with ``reserved``, each place is given back as
+        its send finishes. One claim is sent on the caller's thread."""
         bounds = [self._bound(c.account.id) for c in claims]
 
         def bounded(i: int) -> Outcome:
-            with bounds[i]:
-                return send_one(claims[i])
+            try:
+                with bounds[i]:
+                    return send_one(claims[i])
+            finally:
+                if reserved:
+                    self.release(1)
 
+        if len(claims) == 1:
+            return [bounded(0)]
         return list(self._pool.map(bounded, range(len(claims))))
 
 

@@ -41,6 +41,7 @@ from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlencode
 
+import psutil
 import redis
 from cryptography.fernet import Fernet
 from sqlalchemy import func, insert, select
@@ -204,7 +205,13 @@ class Bench:
             TaskNames.DISPATCH_LANE, args=[lane], queue=QueueNames.for_priority(lane)
         )
 
-    def noop_rate(self) -> float:
+    @staticmethod
+    def cpu_seconds(worker: CeleryWorker) -> float:
+        """The worker process's CPU time so far (user + system; threads pool: one process)."""
+        times = psutil.Process(worker.proc.pid).cpu_times()
+        return float(times.user + times.system)
+
+    def noop_rate(self) -> tuple[float, float]:
         n = self.args.messages
         counter = redis.Redis.from_url(self.args.redis_url)
         key = f"{self.env['BROKER_KEYPREFIX']}bench:noop:done"
@@ -213,24 +220,28 @@ class Bench:
             self.env, self.log_dir / "noop.log", "scripts.bench.noop_app", ["bench.noop"]
         )
         try:
+            cpu = self.cpu_seconds(worker)
             start = time.monotonic()
             for _ in range(n):
                 self.celery.send_task("bench_noop", queue="bench.noop")
             done = wait_until(lambda: int(counter.get(key) or 0) >= n, 600)
+            cpu = self.cpu_seconds(worker) - cpu
         finally:
             worker.stop()
-        return float(n / (done - start))
+        return float(n / (done - start)), cpu / n
 
     def dispatch(self) -> None:
         say(f"1. the Celery no-op baseline, then {self.args.messages} messages dispatched")
-        noop = self.noop_rate()
+        noop, noop_cpu = self.noop_rate()
         tenant, account = self.tenant_a
         ids = seed(self.db, tenant, account, self.args.messages, "normal")
         worker = self.worker("dispatch", WORKER_QUEUES)
         try:
+            cpu = self.cpu_seconds(worker)
             start, wall = time.monotonic(), time.time()
             self.wake("normal")
             done = wait_until(lambda: count_accepted(self.db, ids) >= len(ids), 900)
+            cpu = (self.cpu_seconds(worker) - cpu) / len(ids)
         finally:
             worker.stop()
         rate = len(ids) / (done - start)
@@ -241,7 +252,8 @@ class Bench:
             f"dispatch, one worker    {rate:8.1f} msg/s  beside the no-op task {noop:7.1f}/s: "
             f"{rate / noop:5.2f}x  {verdict(rate >= 2 * noop)} (target >= 2x)\n"
             f"    wake->accepted p50/p95/p99 {pcts(latency)} ms; {sends} sends for "
-            f"{len(ids)} messages"
+            f"{len(ids)} messages; worker CPU {cpu * 1000:.2f} ms a message, beside "
+            f"{noop_cpu * 1000:.2f} ms a no-op task"
         )
 
     def receipts(self) -> None:
@@ -264,14 +276,16 @@ class Bench:
                     }  # fmt: skip
                     key = f"{sids[message_id]}:delivered"
                     store_callback(s, account, "twilio", key, urlencode(params))
+                cpu = self.cpu_seconds(worker)
             start = time.monotonic()  # the commit published the wake
             done = wait_until(lambda: count_in(self.db, ids, ("delivered",)) >= n, 900)
+            cpu = (self.cpu_seconds(worker) - cpu) / n
         finally:
             worker.stop()
         rate = n / (done - start)
         self.report(
             f"receipts, one worker    {rate:8.1f}/s applied (stored {n}, then applied)  "
-            f"{verdict(rate >= 1000)} (target >= 1,000/s)"
+            f"{verdict(rate >= 1000)} (target >= 1,000/s); worker CPU {cpu * 1000:.2f} ms each"
         )
 
     def fairness(self, order: str) -> list[float]:

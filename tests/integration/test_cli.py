@@ -257,3 +257,15 @@ def test_a_twilio_account_without_its_sid_and_token_is_refused(backend: Backend)
         command = f"accounts create --tenant {tenant} --provider twilio --sender +1202555 {extra}"
         proc = run(backend, *command.split(), "--json", ok=False)
         assert proc.returncode != 0 and says in proc.stderr and proc.stdout == ""
+
+
+def test_a_tenants_dispatch_weight_is_set_and_checked(backend: Backend) -> None:
+    tenant = run_json(backend, "tenants create --name Heavy --dispatch-weight 3")
+    view = run_json(backend, f"tenants update --tenant {tenant['id']} --dispatch-weight 5")
+    assert view["dispatch_weight"] == 5
+    refused = run(
+        backend, "tenants", "update", "--tenant", tenant["id"], "--dispatch-weight", "0", ok=False
+    )
+    assert refused.returncode == 2 and "--dispatch-weight" in refused.stderr
+    unchanged = run_json(backend, f"tenants update --tenant {tenant['id']}")
+    assert unchanged["dispatch_weight"] == 5
