@@ -24,7 +24,7 @@ from app.db import Database
 from app.messaging.claims import Claim, claim_batch
 from app.messaging.outcomes import Sent, record_outcomes
 from app.messaging.ratelimit import DatabaseLimiter, RateLimiter
-from app.messaging.sending import send_one, sender
+from app.messaging.sending import sender
 from app.messaging.states import ConcurrentTransition
 from app.providers.base import ProviderError, SendResult
 from config import Settings
@@ -147,10 +147,6 @@ def claim(db: Database, settings: Settings, limiter: RateLimiter, message_id: st
     """Move one ``queued`` message to ``dispatched`` and build its request; or say why not."""
     claimed = claim_batch(db, settings, limiter, ids=[message_id])
     return claimed.claims[0] if claimed.claims else claimed.results[message_id]
-
-
-def send(claim_: Claim) -> SendResult | ProviderError:
-    return send_one(claim_)
 
 
 def record_outcome(
