@@ -18,12 +18,12 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     from app.broker import create_celery
     from app.crm.owed import install_crm_hook
     from app.db import make_database
-    from app.messaging.ratelimit import make_limiter
+    from app.messaging.ratelimit import RedisLimiter, make_limiter
     from app.observability import init_sentry
     from app.outbox import install_outbox
     from app.security.crypto import Keyring, install_keyring
     from app.ttl_cache import TTLCache
-    from app.wakes import make_wakes
+    from app.wakes import Wakes
 
     config = dict(test_config or {})
     settings: Settings = config.pop("settings", None) or load_settings()
@@ -37,16 +37,19 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
 
     db = make_database(settings)
     celery = create_celery(settings)
-    wakes = make_wakes(settings.redis_url, settings.broker_keyprefix)
+    limiter = make_limiter(settings.redis_url, settings.broker_keyprefix)
+    # The wakes' flags live beside the rate buckets, on the same Redis client (none without).
+    wakes = Wakes(
+        limiter.client if isinstance(limiter, RedisLimiter) else None,
+        settings.broker_keyprefix or "",
+    )
     install_outbox(db, celery, wakes)
     install_crm_hook(db.sessionmaker)
     app.extensions["switchboard.settings"] = settings
     app.extensions["switchboard.db"] = db
     app.extensions["celery"] = celery
     app.extensions["switchboard.wakes"] = wakes
-    app.extensions["switchboard.limiter"] = make_limiter(
-        settings.redis_url, settings.broker_keyprefix
-    )
+    app.extensions["switchboard.limiter"] = limiter
     # API keys and their tenants (app.api.auth), for AUTH_CACHE_SECONDS.
     app.extensions["switchboard.key_cache"] = TTLCache(settings.auth_cache_seconds)
     celery.flask_app = app

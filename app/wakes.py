@@ -12,7 +12,8 @@ has not started yet; that drain clears the flag first and claims afterwards, so 
 the item (a drain runs until a batch comes back short, or hands on to another). An item
 committed after the clear finds no flag and publishes. The flag expires after ``ttl``
 seconds, so a wake lost with the broker costs at most that, and beat's sweep wakes any
-drain whose work waits too long. Without Redis every wake is published.
+drain whose work waits too long. Without Redis every wake is published. The flags share
+the rate limiter's Redis client (``create_app``).
 """
 
 from __future__ import annotations
@@ -52,12 +53,3 @@ class Wakes:
             self.client.delete(self._key(queue, key))
         except Exception as exc:  # the flag expires by itself
             log.warning("wake flag not cleared", extra={"error": type(exc).__name__})
-
-
-def make_wakes(redis_url: str | None, prefix: str | None) -> Wakes:
-    if not redis_url:
-        return Wakes(None)
-    import redis
-
-    client = redis.Redis.from_url(redis_url, socket_timeout=1.0, socket_connect_timeout=1.0)
-    return Wakes(client, prefix or "")

@@ -217,6 +217,7 @@ def _apply_statuses(
     moves: list[Move] = []
     net: dict[str, Move] = {}
     slow: list[tuple[InboxItem, Provider, CanonicalEvent, str]] = []
+    slow_messages: set[str] = set()  # once one receipt of a message goes slow, all later do
     done: dict[str, str] = {}
     for (item, provider, event), dedupe_key in zip(statuses, keys, strict=True):
         row = found.get((item.tenant_id, item.account_id, event.providerMessageId))
@@ -224,8 +225,9 @@ def _apply_statuses(
             done[item.id] = _orphan(item)
             continue
         target, reason, data = receipt_transition(provider, event)
-        if reason is StatusReason.RECIPIENT_OPTED_OUT or any(s[3] == row.id for s in slow):
+        if reason is StatusReason.RECIPIENT_OPTED_OUT or row.id in slow_messages:
             slow.append((item, provider, event, row.id))  # the opt-out it records needs the ORM
+            slow_messages.add(row.id)
             continue
         if (row.id, dedupe_key) in seen:
             done[item.id] = f"status:{Outcome.DUPLICATE.value}"

@@ -48,7 +48,6 @@ def test_kill_9_mid_batch_sends_each_once_and_loses_none(
     wait_for("a batch in flight", lambda: len(fake.arrivals) >= 10, run, 30)
     in_flight = len(fake.arrivals)
     run.pipeline.kill("worker")  # kill -9, mid-batch
-    assert in_flight < len(RECIPIENTS) or in_flight == len(RECIPIENTS)
     fake.stall_all = 0.0
     run.pipeline.start_worker()
 
