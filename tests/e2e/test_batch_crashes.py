@@ -102,7 +102,9 @@ def test_postgres_cut_mid_batch_the_answers_are_still_recorded(
     own: Callable[..., Run], fake: FakeTwilio
 ) -> None:
     proxy = proxy_for(ADMIN_PG_URL)
-    run = own(**BATCHES)
+    # Twilio does not retry a status callback: one that met the outage is gone, and the
+    # reconciliation's poll of the provider recovers it (sooner than the day a real run waits).
+    run = own(**{**BATCHES, "STUCK_SLAS": "queued=3,dispatched=3,accepted=6,sent=6"})
     run.pipeline.stop_all()
     env = {**run.pipeline.env, "DATABASE_URL": via(run.pipeline.env["DATABASE_URL"], proxy)}
     run.pipeline.env = env
