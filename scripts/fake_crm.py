@@ -7,8 +7,10 @@
 - ``error``: 503;
 - ``down``: the connection is closed without an answer, as a CRM that is gone.
 
-``latency`` delays every answer (the benchmark's 100 ms CRM). A mode is switched
-in-process or over HTTP: ``POST /_fake/mode`` with ``{"mode": ..., "latency": ...}``.
+``latency`` delays every answer (the benchmark's 100 ms CRM). Each fake also enforces
+its CRM's published limits (``admit``) and states them on every answer
+(``limit_headers``). A mode is switched in-process or over HTTP: ``POST /_fake/mode``
+with ``{"mode": ..., "latency": ...}``.
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ class FakeCrm:
         self.latency = 0.0
         self.retry_after = 1.0
         self.requests: list[tuple[str, str]] = []  # (method, path) of every call that came in
+        self.refused = 0  # calls refused by the limits (429, REQUEST_LIMIT_EXCEEDED)
         self.lock = threading.Lock()
         self._server = _Server((host, port), _handler(self))
 
@@ -59,6 +62,14 @@ class FakeCrm:
 
     def handle(self, method: str, path: str, body: Any) -> Answer:
         raise NotImplementedError
+
+    def admit(self, method: str, path: str, body: Any) -> Answer | None:
+        """The CRM's limits: None lets the call in (and counts it); else the refusal."""
+        return None
+
+    def limit_headers(self, path: str) -> dict[str, str]:
+        """What every answer says of the limits."""
+        return {}
 
     def throttled(self) -> Answer:
         raise NotImplementedError
@@ -114,7 +125,14 @@ def _handler(fake: FakeCrm) -> type[BaseHTTPRequestHandler]:
             except ValueError:
                 self._answer((400, {"message": "malformed JSON"}, {}))
                 return
-            self._answer(fake.handle(method, self.path, body))
+            refused = fake.admit(method, self.path, body)
+            if refused is not None:
+                with fake.lock:
+                    fake.refused += 1
+                self._answer(refused)
+                return
+            status, answer, headers = fake.handle(method, self.path, body)
+            self._answer((status, answer, {**fake.limit_headers(self.path), **headers}))
 
         def _control(self, method: str, raw: bytes) -> None:
             if method == "POST" and self.path == "/_fake/mode":

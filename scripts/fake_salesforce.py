@@ -1,10 +1,15 @@
 """A local Salesforce speaking the documented subset of the REST API (v59.0).
 
-SOQL queries of the form ``SELECT Id FROM Object WHERE Field = 'v' [OR ...] LIMIT n``,
-sObject create, read and update, upsert by an external id field, and the composite
-API. Bearer auth with ``FakeSalesforce.token``. Throttling answers 403
-``REQUEST_LIMIT_EXCEEDED``, as Salesforce does. Run it with
-``python -m scripts.fake_salesforce``.
+SOQL queries of the form ``SELECT Id[, Field...] FROM Object WHERE Field = 'v'`` or
+``Field IN ('a', 'b')`` ``[OR ...] [LIMIT n]``; sObject create, read and update, upsert
+by an external id field; the composite API; and sObject Collections (create, update,
+upsert by an external id; at most 200 records, each succeeding or failing on its own
+with ``allOrNone: false``). Bearer auth with ``FakeSalesforce.token``.
+
+The org's rolling daily allowance is counted (``allowance``, default 100,000 calls; a
+composite call is one): every answer carries ``Sforce-Limit-Info: api-usage=used/max``,
+and a call past the allowance is refused with 403 ``REQUEST_LIMIT_EXCEEDED``, as
+Salesforce does. Run it with ``python -m scripts.fake_salesforce``.
 """
 
 from __future__ import annotations
@@ -19,9 +24,13 @@ from scripts.fake_crm import Answer, FakeCrm, serve
 API = "/services/data/v59.0"
 PREFIXES = {"Contact": "003", "Lead": "00Q", "Task": "00T"}
 _SOQL = re.compile(
-    r"^SELECT\s+Id\s+FROM\s+(\w+)(?:\s+WHERE\s+(.+?))?(?:\s+LIMIT\s+(\d+))?\s*$", re.I
+    r"^SELECT\s+(Id(?:\s*,\s*\w+)*)\s+FROM\s+(\w+)(?:\s+WHERE\s+(.+?))?"
+    r"(?:\s+LIMIT\s+(\d+))?\s*$",
+    re.I,
 )
 _CONDITION = re.compile(r"^(\w+)\s*=\s*'([^']*)'$")
+_IN = re.compile(r"^(\w+)\s+IN\s*\(((?:\s*'[^']*'\s*,?)*)\)$", re.I)
+COLLECTION_LIMIT = 200
 
 
 class FakeSalesforce(FakeCrm):
@@ -32,6 +41,19 @@ class FakeSalesforce(FakeCrm):
         self.records: dict[str, dict[str, dict[str, Any]]] = {t: {} for t in PREFIXES}
         self._ids = itertools.count(1)
         self.composite_calls = 0
+        self.allowance = 100_000
+        self.used = 0
+
+    def admit(self, method: str, path: str, body: Any) -> Answer | None:
+        with self.lock:
+            if self.used >= self.allowance:
+                return self.throttled()
+            self.used += 1
+            return None
+
+    def limit_headers(self, path: str) -> dict[str, str]:
+        with self.lock:
+            return {"Sforce-Limit-Info": f"api-usage={self.used}/{self.allowance}"}
 
     def of(self, sobject: str) -> list[dict[str, Any]]:
         with self.lock:
@@ -44,7 +66,7 @@ class FakeSalesforce(FakeCrm):
         return (
             403,
             [{"message": "TotalRequests Limit exceeded.", "errorCode": "REQUEST_LIMIT_EXCEEDED"}],
-            {},
+            {"Sforce-Limit-Info": f"api-usage={self.used}/{self.allowance}"},
         )
 
     def unauthorized_body(self) -> list[dict[str, str]]:
@@ -67,6 +89,8 @@ class FakeSalesforce(FakeCrm):
             return self._query(parse_qs(url.query).get("q", [""])[0])
         if rest == ["composite"] and method == "POST":
             return self._composite(body or {})
+        if rest[:2] == ["composite", "sobjects"]:
+            return self._collection(method, rest[2:], body or {})
         if rest[0] == "sobjects" and len(rest) >= 2 and rest[1] in PREFIXES:
             sobject = rest[1]
             if len(rest) == 2 and method == "POST":
@@ -155,32 +179,24 @@ class FakeSalesforce(FakeCrm):
 
     def _query(self, soql: str) -> Answer:
         match = _SOQL.match(soql.strip())
-        if match is None or match.group(1) not in PREFIXES:
-            return (
-                400,
-                [{"errorCode": "MALFORMED_QUERY", "message": f"unexpected query: {soql[:80]}"}],
-                {},
-            )
-        sobject, where, limit = match.groups()
+        if match is None or match.group(2) not in PREFIXES:
+            return _malformed(f"unexpected query: {soql[:80]}")
+        fields_raw, sobject, where, limit = match.groups()
+        fields = [f.strip() for f in fields_raw.split(",")]
         records = list(self.records[sobject].values())
         if where:
             alternatives = [a.strip() for a in re.split(r"\s+OR\s+", where, flags=re.I)]
-            conditions = []
+            conditions: list[tuple[str, set[str]]] = []
             for alternative in alternatives:
-                found = _CONDITION.match(alternative)
-                if found is None:
-                    return (
-                        400,
-                        [
-                            {
-                                "errorCode": "MALFORMED_QUERY",
-                                "message": f"unexpected condition: {alternative}",
-                            }
-                        ],
-                        {},
-                    )
-                conditions.append(found.groups())
-            records = [r for r in records if any(r.get(f) == v for f, v in conditions)]
+                equal, listed = _CONDITION.match(alternative), _IN.match(alternative)
+                if equal is not None:
+                    conditions.append((equal.group(1), {equal.group(2)}))
+                elif listed is not None:
+                    values = set(re.findall(r"'([^']*)'", listed.group(2)))
+                    conditions.append((listed.group(1), values))
+                else:
+                    return _malformed(f"unexpected condition: {alternative[:80]}")
+            records = [r for r in records if any(r.get(f) in v for f, v in conditions)]
         records = records[: int(limit)] if limit else records
         return (
             200,
@@ -193,13 +209,72 @@ class FakeSalesforce(FakeCrm):
                             "type": sobject,
                             "url": f"{API}/sobjects/{sobject}/{r['Id']}",
                         },
-                        "Id": r["Id"],
+                        **{f: r.get(f) for f in fields},
                     }
                     for r in records
                 ],
             },
             {},
         )
+
+    def _collection(self, method: str, rest: list[str], body: dict[str, Any]) -> Answer:
+        """sObject Collections: create (POST), update (PATCH), upsert (PATCH Type/Field)."""
+        records = body.get("records")
+        if not isinstance(records, list) or not records:
+            return _malformed("records must be a non-empty list", "INVALID_FIELD")
+        if len(records) > COLLECTION_LIMIT:
+            return (
+                400,
+                [
+                    {
+                        "errorCode": "EXCEEDED_ID_LIMIT",
+                        "message": f"record limit exceeded: at most {COLLECTION_LIMIT}",
+                    }
+                ],
+                {},
+            )
+        if body.get("allOrNone"):
+            return _malformed("this fake takes allOrNone: false only", "INVALID_FIELD")
+        answers = []
+        for record in records:
+            fields = {k: v for k, v in record.items() if k != "attributes"}
+            sobject = (record.get("attributes") or {}).get("type")
+            if len(rest) == 2 and method == "PATCH":
+                sobject = rest[0]
+            if sobject not in PREFIXES:
+                answers.append(_failed("INVALID_TYPE", f"no sObject type {sobject}"))
+                continue
+            if not rest and method == "POST":
+                status, answer, _ = self._create(sobject, fields)
+            elif not rest and method == "PATCH":
+                record_id = str(fields.pop("id", "") or fields.pop("Id", ""))
+                found = self.records[sobject].get(record_id)
+                problem = self._check(fields)
+                if found is None:
+                    answers.append(_failed("ENTITY_IS_DELETED", "entity is deleted"))
+                    continue
+                if problem:
+                    status, answer = 400, problem
+                else:
+                    found.update(fields)
+                    status, answer = 200, {"id": record_id, "success": True, "errors": []}
+            elif len(rest) == 2 and method == "PATCH":
+                external = str(fields.pop(rest[1], ""))
+                status, answer, _ = self._upsert(sobject, rest[1], external, fields)
+            else:
+                return _malformed("unsupported collection call", "NOT_FOUND")
+            if status >= 300:
+                error = answer[0] if isinstance(answer, list) and answer else {}
+                answers.append(
+                    _failed(
+                        str(error.get("errorCode", "UNKNOWN")),
+                        str(error.get("message", "")),
+                        error.get("fields") or [],
+                    )
+                )
+            else:
+                answers.append(answer)
+        return 200, answers, {}
 
     def _composite(self, body: dict[str, Any]) -> Answer:
         self.composite_calls += 1
@@ -217,6 +292,17 @@ class FakeSalesforce(FakeCrm):
                 }
             )
         return 200, {"compositeResponse": answers}, {}
+
+
+def _malformed(message: str, code: str = "MALFORMED_QUERY") -> Answer:
+    return 400, [{"errorCode": code, "message": message}], {}
+
+
+def _failed(code: str, message: str, fields: list[str] | None = None) -> dict[str, Any]:
+    return {
+        "success": False,
+        "errors": [{"statusCode": code, "message": message, "fields": fields or []}],
+    }
 
 
 def main() -> None:

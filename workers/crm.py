@@ -1,4 +1,10 @@
-"""CRM tasks: apply a contact's due syncs, and beat's re-drive and sweep."""
+"""CRM tasks: drain a connection's due syncs in batches, and beat's re-drive and sweep.
+
+``crm_sync_contact`` keeps its name (tasks queued before batches carried a contact id
+too, which is ignored): it is the coalesced wake of one connection's drain
+(``app.crm.batches``). A drain that ran out of time hands on; one whose connection must
+wait a few seconds comes back then, and longer waits are beat's (``redrive_due``).
+"""
 
 from __future__ import annotations
 
@@ -9,14 +15,20 @@ from celery import shared_task
 from sqlalchemy import select
 from sqlalchemy.exc import OperationalError
 
-from app.broker import TaskNames
+from app.broker import QueueNames, TaskNames
+from app.crm.batches import drain_connection
 from app.crm.owed import sweep_missing
-from app.crm.syncs import process_contact, redrive_due
+from app.crm.syncs import redrive_due, wake_key
 from app.models import CrmConnection
 from app.models.types import utcnow
-from workers.context import db, settings
+from workers.context import celery, db, limiter, settings, wakes
+from workers.stopping import stopping
 
 log = logging.getLogger(__name__)
+
+# A connection that must wait at most this long gets its drain back by countdown; longer
+# waits live in the database (beat re-drives the syncs once they are due).
+SHORT_WAIT = 5.0
 
 
 @shared_task(
@@ -26,13 +38,38 @@ log = logging.getLogger(__name__)
     retry_backoff_max=8,
     max_retries=5,
 )
-def crm_sync_contact(connection_id: str, contact_id: str) -> list[str]:
-    results = process_contact(db(), settings(), connection_id, contact_id)
-    log.info(
-        "crm syncs applied",
-        extra={"connection_id": connection_id, "contact_id": contact_id, "results": results},
+def crm_sync_contact(connection_id: str, _contact_id: str | None = None) -> dict[str, int]:
+    report = drain_connection(
+        db(),
+        settings(),
+        limiter(),
+        connection_id,
+        stopping.is_set,
+        finishing=lambda: wakes().clear(QueueNames.CRM, wake_key(connection_id)),
     )
-    return results
+    counts: dict[str, int] = {}
+    for result in report.results:
+        counts[result] = counts.get(result, 0) + 1
+    if report.more:
+        celery().send_task(TaskNames.CRM_SYNC, args=[connection_id], queue=QueueNames.CRM)
+    elif report.resume_in is not None and report.resume_in <= SHORT_WAIT:
+        celery().send_task(
+            TaskNames.CRM_SYNC,
+            args=[connection_id],
+            queue=QueueNames.CRM,
+            countdown=max(0.1, report.resume_in),
+        )
+    if counts or report.resume_in:
+        log.info(
+            "crm syncs applied",
+            extra={
+                "connection_id": connection_id,
+                "results": counts,
+                "waits": round(report.resume_in or 0, 1),
+                "busy": report.busy,
+            },
+        )
+    return counts
 
 
 @shared_task(name=TaskNames.CRM_REDRIVE)

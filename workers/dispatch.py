@@ -11,10 +11,8 @@ from __future__ import annotations
 
 import logging
 import threading
-from typing import Any
 
 from celery import shared_task
-from celery.signals import worker_shutting_down
 from sqlalchemy import select
 from sqlalchemy.exc import OperationalError
 
@@ -23,17 +21,9 @@ from app.messaging import dispatch
 from app.messaging.states import ConcurrentTransition
 from app.models import Message
 from workers.context import celery, db, limiter, settings, wakes
+from workers.stopping import stopping
 
 log = logging.getLogger(__name__)
-
-# Set when the worker begins to shut down: drains stop taking new batches.
-_stopping = threading.Event()
-
-
-@worker_shutting_down.connect
-def _on_shutdown(**_kwargs: Any) -> None:
-    _stopping.set()
-
 
 # The wake key of a lane's own drains (a tenant's wakes are keyed by the tenant's id).
 LANE_WAKE = "lane"
@@ -67,7 +57,7 @@ def _drain(lane: str) -> int:
         _active[lane] = _active.get(lane, 0) + 1
     try:
         handled, more = dispatch.drain_lane(
-            db(), settings(), limiter(), lane, _stopping.is_set, fifo=fifo,
+            db(), settings(), limiter(), lane, stopping.is_set, fifo=fifo,
             on_full=lambda: _fan_out(lane),
         )  # fmt: skip
     finally:

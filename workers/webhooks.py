@@ -15,7 +15,7 @@ from app.providers.base import RetryableError
 from app.providers.http import TransportError
 from app.wakes import INBOX
 from workers.context import celery, db, settings, wakes
-from workers.dispatch import _stopping
+from workers.stopping import stopping
 
 log = logging.getLogger(__name__)
 
@@ -31,7 +31,7 @@ def process_inbox_item(item_id: str) -> int:
     """The inbox's drain: this row (due or not: beat re-drives deferred ones) and every due
     one with it, in batches. Its wakes coalesce (app.wakes): the flag is cleared first."""
     wakes().clear(QueueNames.INTAKE, INBOX)
-    handled, more = drain_inbox(db(), settings(), item_id, _stopping.is_set)
+    handled, more = drain_inbox(db(), settings(), item_id, stopping.is_set)
     if more:
         celery().send_task(TaskNames.PROCESS_INBOX, args=[item_id], queue=QueueNames.INTAKE)
     return handled

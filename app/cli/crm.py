@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
+from typing import Any
 
 import click
 
@@ -26,9 +28,96 @@ def redrive_syncs(
     click.echo(f"{len(done)} sync(s){' (dry run: nothing changed)' if dry_run else ''}")
 
 
+def limit_options(command: Callable[..., None]) -> Callable[..., None]:
+    options = [
+        click.option(
+            "--plan",
+            default=None,
+            type=click.Choice(["starter", "professional", "enterprise", "default"]),
+            help="hubspot: the account's plan, which sets the default limits (starter).",
+        ),
+        click.option(
+            "--calls", type=int, default=None, help="Calls per window (HubSpot: 100/190)."
+        ),
+        click.option("--window-seconds", type=float, default=None, help="The window (10 s)."),
+        click.option("--searches-per-second", type=float, default=None, help="HubSpot: 5."),
+        click.option("--daily", type=int, default=None, help="The CRM's daily allowance."),
+        click.option(
+            "--daily-share",
+            type=float,
+            default=None,
+            help="The part of the daily allowance this connection may use (default 0.5).",
+        ),
+    ]
+    for option in reversed(options):
+        command = option(command)
+    return command
+
+
+def _print_budget(view: dict[str, Any]) -> str:
+    limits = view["limits"]
+    lines = [
+        f"{view['connection_id']}  {view['kind']}  plan {view['plan']}",
+        f"  calls {limits['calls'] or '-'} per {limits['window_seconds']:g} s, searches "
+        f"{limits['searches_per_second'] or '-'}/s, daily {limits['daily'] or '-'} "
+        f"(share {limits['daily_share']:g}), batches of {limits['batch_size']}",
+    ]
+    if view["waiting_until"]:
+        lines.append(f"  waits on its budget ({view['reason']}) until {view['waiting_until']}")
+    return "\n".join(lines)
+
+
 @main.group()
 def crm() -> None:
-    """CRM connections."""
+    """CRM connections and their API budgets."""
+
+
+@crm.command("list")
+@click.option("--tenant", "tenant_id", default=None, help="Only this tenant's connections.")
+@json_option
+def crm_list(tenant_id: str | None, as_json: bool) -> None:
+    """Every active connection's budget, and whether it waits on it (and until when)."""
+    from sqlalchemy import select
+
+    from app.crm.syncs import budget_view
+    from app.models import CrmConnection
+
+    with app_session() as (session, _settings):
+        query = select(CrmConnection).where(CrmConnection.active.is_(True))
+        if tenant_id is not None:
+            query = query.where(CrmConnection.tenant_id == tenant_id)
+        views = [budget_view(c) for c in session.scalars(query.order_by(CrmConnection.created_at))]
+    if as_json:
+        click.echo(json.dumps({"connections": views}))
+        return
+    for view in views:
+        click.echo(_print_budget(view))
+    click.echo(f"{len(views)} connection(s)")
+
+
+@crm.command("limits")
+@click.option("--connection", "connection_id", required=True)
+@limit_options
+@json_option
+def crm_limits(connection_id: str, as_json: bool, **given: Any) -> None:
+    """Change a connection's plan or limits (what the CRM stated still caps them)."""
+    from app.crm.connections import InvalidConnection, set_limits
+    from app.crm.syncs import budget_view
+    from app.models import CrmConnection
+
+    with app_session() as (session, _settings):
+        connection = session.get(CrmConnection, connection_id)
+        if connection is None:
+            raise click.BadParameter("no such connection", param_hint="--connection")
+        try:
+            set_limits(connection, given)
+        except InvalidConnection as exc:
+            raise click.BadParameter(
+                str(exc), param_hint=f"--{exc.field.replace('_', '-')}"
+            ) from None
+        session.flush()
+        view = budget_view(connection)
+    emit(as_json, view, _print_budget(view))
 
 
 @crm.command("connect")
@@ -39,9 +128,13 @@ def crm() -> None:
 @click.option("--instance-url", default=None, help="salesforce: https://yours.my.salesforce.com")
 @click.option("--url", default=None, help="webhook: where to POST the signed events.")
 @click.option("--secret", default=None, help="webhook: whsec_... (Standard Webhooks).")
+@limit_options
 @json_option
 def crm_connect(tenant_id: str, kind: str, as_json: bool, **given: str | None) -> None:
-    """Connect a tenant to a CRM (credentials are stored encrypted)."""
+    """Connect a tenant to a CRM (credentials are stored encrypted).
+
+    Its API budget comes from the plan (HubSpot: starter, professional, enterprise) and
+    can be lowered or raised per limit; the CRM's own answers correct it."""
     from app.crm.connections import InvalidConnection, connect
     from app.models import Tenant
 

@@ -220,7 +220,7 @@ def _duration(_ctx: click.Context, param: click.Parameter, value: str | None) ->
 @json_option
 def stuck(older_than: timedelta | None, tenant_id: str | None, limit: int, as_json: bool) -> None:
     """Messages stuck in a non-final state past its SLA: ids, states and ages, no PII."""
-    from app.crm.syncs import stuck_syncs
+    from app.crm.syncs import stuck_syncs, waiting_connections
     from app.messaging.stuck import Window, stuck_report
 
     with app_session() as (session, settings):
@@ -234,6 +234,7 @@ def stuck(older_than: timedelta | None, tenant_id: str | None, limit: int, as_js
             tenant_id=tenant_id,
             limit=limit,
         )
+        waiting = waiting_connections(session, tenant_id)
     if as_json:
         click.echo(json.dumps(report))
         return
@@ -254,6 +255,11 @@ def stuck(older_than: timedelta | None, tenant_id: str | None, limit: int, as_js
         click.echo(
             f"sync {sy['id']}  {sy['tenant_id']}  {sy['action']:<11} {sy['status']:<8} "
             f"{sy['age_seconds']:>9.0f}s  attempts {sy['attempts']}  {sy['reason']}"
+        )
+    for c in waiting:
+        click.echo(
+            f"CRM connection {c['connection_id']}  {c['tenant_id']}  {c['kind']} waits on its "
+            f"budget ({c['reason']}) until {c['waiting_until']}"
         )
 
 

@@ -12,9 +12,10 @@ nothing new. Errors are classified by what to do next:
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
-from typing import Any, ClassVar
+from datetime import UTC, datetime, timedelta
+from typing import Any, ClassVar, Protocol
 
 import requests
 
@@ -27,12 +28,30 @@ class CrmError(Exception):
     def __init__(self, detail: str) -> None:
         super().__init__(detail)
         self.detail = detail[:300]
+        # The contact found or created before the write failed: kept, so a retry skips it.
+        self.contact: dict[str, str] = {}
+
+    def about(self, contact: dict[str, str]) -> CrmError:
+        """This error, for one record of a batch whose contact is known."""
+        one = type(self)(self.detail, *self._extra())
+        one.contact = dict(contact)
+        return one
+
+    def _extra(self) -> tuple[Any, ...]:
+        return ()
 
 
 class CrmThrottled(CrmError):
     def __init__(self, detail: str, retry_after: float) -> None:
         super().__init__(detail)
         self.retry_after = retry_after
+
+    def _extra(self) -> tuple[Any, ...]:
+        return (self.retry_after,)
+
+
+class CrmBudgetWait(CrmThrottled):
+    """Our own budget says wait (``app.crm.budget``): the CRM was not even called."""
 
 
 class CrmRetryable(CrmError):
@@ -41,6 +60,10 @@ class CrmRetryable(CrmError):
 
 class CrmPermanent(CrmError):
     pass
+
+
+class CrmUnauthorized(CrmPermanent):
+    """401 or 403: the whole connection's credentials, not one record, are at fault."""
 
 
 @dataclass(frozen=True)
@@ -76,14 +99,75 @@ class SyncResult:
     activity: str | None = None
 
 
-class Connector:
-    kind: ClassVar[str]
+Outcome = SyncResult | CrmError
 
-    def __init__(self, config: dict[str, Any]) -> None:
+
+class Spender(Protocol):
+    """What a connector spends its calls from (``app.crm.budget``)."""
+
+    def take(self, *, search: bool = False) -> None: ...
+
+    def pause(self, seconds: float, reason: str) -> datetime: ...
+
+    def learn(self, **stated: float | None) -> None: ...
+
+
+class Unlimited:
+    """The budget of a connector used on its own (tests, the benchmark's floor)."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def take(self, *, search: bool = False) -> None:
+        self.calls += 1
+
+    def pause(self, seconds: float, reason: str) -> datetime:
+        return datetime.now(UTC) + timedelta(seconds=seconds)
+
+    def learn(self, **stated: float | None) -> None:
+        pass
+
+
+class Connector:
+    """``apply`` writes one sync; ``apply_batch`` many, with the CRM's batch endpoints.
+
+    Every call goes through ``_call_http``, which spends it from the connection's budget
+    first and lets the connector read the CRM's limit headers after (``observe``).
+    """
+
+    kind: ClassVar[str]
+    batch_size: ClassVar[int] = 100  # records its batch calls take
+
+    def __init__(self, config: dict[str, Any], budget: Spender | None = None) -> None:
         self.config = config
+        self.budget: Spender = budget or Unlimited()
 
     def apply(self, request: SyncRequest) -> SyncResult:
         raise NotImplementedError
+
+    def apply_batch(self, requests: Sequence[SyncRequest]) -> list[Outcome]:
+        """One outcome per request, in order. This default writes them one at a time; a
+        throttle or an outage stops the rest (they get the same error, so they wait too)."""
+        outcomes: list[Outcome] = []
+        for n, request in enumerate(requests):
+            try:
+                outcomes.append(self.apply(request))
+            except (CrmThrottled, CrmRetryable) as exc:
+                return outcomes + [exc] * (len(requests) - n)
+            except CrmPermanent as exc:
+                outcomes.append(exc)
+        return outcomes
+
+    def observe(self, response: requests.Response) -> None:
+        """Read what the answer says of the budget (limit headers); nothing by default."""
+
+    def _call_http(
+        self, method: str, url: str, *, search: bool = False, **kwargs: Any
+    ) -> requests.Response:
+        self.budget.take(search=search)
+        response = call(method, url, **kwargs)
+        self.observe(response)
+        return response
 
 
 def call(method: str, url: str, **kwargs: Any) -> requests.Response:
@@ -104,4 +188,6 @@ def classify_http(response: requests.Response, what: str) -> CrmError:
         return CrmThrottled(detail, retry_after_seconds(response.headers.get("Retry-After")))
     if status >= 500 or status == 408:
         return CrmRetryable(detail)
+    if status in (401, 403):
+        return CrmUnauthorized(detail)
     return CrmPermanent(detail)

@@ -10,6 +10,8 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from app.crm import CONNECTORS
+from app.crm.budget import InvalidLimits, check_limits
+from app.crm.syncs import budget_view
 from app.models import CrmConnection
 from app.models.types import new_id, utcnow
 
@@ -53,12 +55,22 @@ def validate(kind: str, given: dict[str, Any]) -> dict[str, str]:
     return config
 
 
+def limits(kind: str, given: dict[str, Any]) -> dict[str, Any]:
+    """The plan and the limit overrides ``given`` names (``app.crm.budget``), checked."""
+    try:
+        return check_limits(kind, given)
+    except InvalidLimits as exc:
+        raise InvalidConnection(exc.field, str(exc)) from None
+
+
 def connect(session: Session, tenant_id: str, kind: str, given: dict[str, Any]) -> CrmConnection:
+    config = validate(kind, given)
     connection = CrmConnection(
         id=new_id("crm"),
         tenant_id=tenant_id,
         kind=kind,
-        config=json.dumps(validate(kind, given)),  # the column type encrypts it
+        config=json.dumps(config),  # the column type encrypts it
+        limits=limits(kind, given),
         active=True,
         created_at=utcnow(),
     )
@@ -67,15 +79,31 @@ def connect(session: Session, tenant_id: str, kind: str, given: dict[str, Any]) 
     return connection
 
 
+def set_limits(connection: CrmConnection, given: dict[str, Any]) -> None:
+    """Change a connection's plan or overrides; what the CRM stated is kept."""
+    current = dict(connection.limits or {})
+    merged = {k: v for k, v in current.items() if k != "learned"} | {
+        k: v for k, v in given.items() if v is not None
+    }
+    stored = limits(connection.kind, merged)
+    if current.get("learned"):
+        stored["learned"] = current["learned"]
+    connection.limits = stored
+
+
 def connection_view(connection: CrmConnection) -> dict[str, Any]:
     """Never the token or the secret."""
     config = json.loads(connection.config)
+    budget = budget_view(connection)
     return {
         "id": connection.id,
         "kind": connection.kind,
         "active": connection.active,
         "url": config.get("base_url") or config.get("instance_url") or config.get("url"),
         "created_at": connection.created_at.isoformat(),
+        "budget": {
+            k: v for k, v in budget.items() if k not in ("connection_id", "tenant_id", "kind")
+        },
     }
 
 

@@ -4,9 +4,9 @@ Every fact that a CRM must hear of is a row written through the ORM: a message
 event (an inbound message received, an outbound one reaching a final status, a
 routing outcome) or a consent record (an opt-out or opt-in). The hook sees them
 as they are flushed and, in the same transaction, writes one ``CrmSync`` per
-active connection of the tenant, and owes a ``crm`` task for each contact through
-the outbox. So no domain code calls the CRM, and a fact and its syncs commit
-together or not at all. The beat sweep (``sweep_missing``) uses the same rules
+active connection of the tenant, and owes each connection a drain through the
+outbox. So no domain code calls the CRM, and a fact and its syncs commit together
+or not at all. The beat sweep (``sweep_missing``) uses the same rules
 to find facts that somehow have no sync.
 """
 
@@ -21,12 +21,11 @@ from sqlalchemy import and_, event, exists, literal, or_, select
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.types import String
 
-from app.broker import QueueNames, TaskNames
+from app.crm.syncs import owe_drain
 from app.db import insert_ignore
 from app.messaging.states import EVENT_MESSAGES
 from app.models import ConsentRecord, CrmConnection, CrmSync, Message, MessageEvent
 from app.models.types import utcnow
-from app.outbox import enqueue
 
 # An outbound message's statuses that the CRM hears of: the ones it ends in.
 FINAL_FOR_CRM = ("delivered", "read", "failed", "undelivered", "expired", "canceled")
@@ -90,7 +89,7 @@ def _connections(session: Session, tenant_id: str) -> list[str]:
 def owe(session: Session, facts: Iterable[Owed]) -> int:
     """Write the syncs these facts owe, and owe a task per connection and contact."""
     written = 0
-    tasks: set[tuple[str, str]] = set()
+    tasks: set[str] = set()
     by_tenant: dict[str, list[str]] = {}
     now = utcnow()
     for fact in facts:
@@ -112,13 +111,13 @@ def owe(session: Session, facts: Iterable[Owed]) -> int:
                     created_at=now,
                 )
             )
-            tasks.add((connection_id, fact.contact_id))
+            tasks.add(connection_id)
             written += 1
-    # One task per contact and connection per transaction: it runs after the commit and
-    # applies every sync the transaction owed them, in order.
-    owed_tasks: set[tuple[str, str]] = session.info.setdefault(_TASKS, set())
-    for pair in sorted(tasks - owed_tasks):
-        enqueue(session, TaskNames.CRM_SYNC, list(pair), QueueNames.CRM)
+    # One drain per connection per transaction (and fewer: wakes coalesce): it runs after
+    # the commit and writes what is owed in batches, each contact's syncs in order.
+    owed_tasks: set[str] = session.info.setdefault(_TASKS, set())
+    for connection_id in sorted(tasks - owed_tasks):
+        owe_drain(session, connection_id)
     owed_tasks |= tasks
     return written
 
@@ -205,7 +204,6 @@ def sweep_missing(session: Session, connection: CrmConnection, since: datetime) 
     facts += [owed_by_consent(c) for c in consents]
     now = utcnow()
     created = 0
-    tasks: set[str] = set()
     for fact in facts:
         inserted = insert_ignore(
             session,
@@ -229,7 +227,6 @@ def sweep_missing(session: Session, connection: CrmConnection, since: datetime) 
         )
         if inserted:
             created += 1
-            tasks.add(fact.contact_id)
-    for contact_id in sorted(tasks):
-        enqueue(session, TaskNames.CRM_SYNC, [connection.id, contact_id], QueueNames.CRM)
+    if created:
+        owe_drain(session, connection.id)
     return created

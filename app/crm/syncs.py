@@ -1,22 +1,14 @@
-"""Applying CRM syncs: a contact's writes in order, the CRM called outside any transaction.
+"""CRM syncs from the outside: beat's re-drive, support staff's dead letters, the report.
 
-A sync is claimed (``running``, with a lease in ``next_attempt_at``) in one short
-transaction, sent, and its outcome recorded in another. Only a contact's oldest
-unfinished sync may be claimed, so a contact is created before its activities and
-writes apply in the order their facts happened. A worker lost mid-call leaves a
-lease that runs out; the beat re-drive then hands the sync on again, and since
-every write is idempotent by its external id, the CRM sees it once.
-
-Outcomes: done; throttled (wait ``retry_after``, not an attempt); retryable (jittered
-backoff held in the database, dead after ``CRM_MAX_ATTEMPTS``); permanent (dead, with
-its reason, re-drivable).
+How syncs are written (in batches, per connection, within its budget) is ``app.crm.batches``.
+Outcomes there: done; throttled (wait ``retry_after``, not an attempt); retryable
+(jittered backoff held in the database, dead after ``CRM_MAX_ATTEMPTS``); permanent
+(dead, with its reason, re-drivable here).
 """
 
 from __future__ import annotations
 
-import json
 import logging
-from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
@@ -24,186 +16,32 @@ from sqlalchemy import and_, or_, select, update
 from sqlalchemy.orm import Session
 
 from app.broker import QueueNames, TaskNames
-from app.crm import connector_for
-from app.crm.base import (
-    CrmPermanent,
-    CrmRetryable,
-    CrmThrottled,
-    MessageFacts,
-    SyncRequest,
-    SyncResult,
-)
 from app.db import Database
-from app.messaging.backoff import retry_delay
-from app.models import Contact, CrmConnection, CrmSync, Message
+from app.models import CrmConnection, CrmSync
 from app.models.types import utcnow
 from app.outbox import enqueue
-from config import Settings
 
 log = logging.getLogger(__name__)
 
-LEASE = timedelta(seconds=60)
 UNFINISHED = ("pending", "running")
 
 
-@dataclass(frozen=True)
-class Claimed:
-    sync_id: int
-    kind: str
-    config: dict[str, Any]
-    request: SyncRequest
+def wake_key(connection_id: str) -> str:
+    return f"crm:{connection_id}"
 
 
-def _ref(raw: str | None) -> dict[str, str]:
-    kind, _, remote = (raw or "").partition(":")
-    return {"type": kind, "id": remote} if remote else {}
-
-
-def _dead(sync: CrmSync, why: str) -> str:
-    sync.status, sync.last_error, sync.next_attempt_at = "dead", why[:300], None
-    return "dead"
-
-
-def claim_next(db: Database, connection_id: str, contact_id: str) -> Claimed | str:
-    with db.session() as session:
-        sync = session.scalar(
-            select(CrmSync)
-            .where(
-                CrmSync.connection_id == connection_id,
-                CrmSync.contact_id == contact_id,
-                CrmSync.status.in_(UNFINISHED),
-            )
-            .order_by(CrmSync.id)
-            .limit(1)
-            .with_for_update()
-        )
-        if sync is None:
-            return "idle"
-        now = utcnow()
-        if sync.next_attempt_at is not None and sync.next_attempt_at > now:
-            return "waiting"  # backing off, or another worker holds its lease
-        connection = session.get(CrmConnection, connection_id)
-        contact = session.get(Contact, contact_id)
-        if connection is None or not connection.active:
-            return _dead(sync, "permanent: the CRM connection was removed")
-        if contact is None or not contact.phone:
-            return _dead(sync, "permanent: the contact was erased")
-        message = session.get(Message, sync.message_id) if sync.message_id else None
-        known_activity = None
-        if message is not None:
-            known_activity = session.scalar(
-                select(CrmSync.result["activity"].as_string())
-                .where(
-                    CrmSync.connection_id == connection_id,
-                    CrmSync.message_id == message.id,
-                    CrmSync.status == "done",
-                )
-                .order_by(CrmSync.id.desc())
-                .limit(1)
-            )
-        request = SyncRequest(
-            action=sync.action,
-            external_id=f"{connection_id}:{sync.source_key}",
-            phone=contact.phone,
-            known_contact=_ref(contact.crm_refs.get(connection_id)),
-            message=MessageFacts(
-                id=message.id,
-                direction=message.direction,
-                channel=message.channel,
-                body=message.body,
-                status=message.status,
-                status_reason=message.status_reason,
-                at=message.created_at,
-            )
-            if message is not None
-            else None,
-            known_activity=known_activity or None,
-            details=dict(sync.payload),
-            # Never claimed before: no lease ran out, no attempt or throttle was recorded.
-            first_try=sync.status == "pending"
-            and sync.attempts == 0
-            and sync.throttles == 0
-            and not sync.result.get("claimed"),
-        )
-        sync.status, sync.next_attempt_at = "running", now + LEASE
-        sync.result = {**sync.result, "claimed": True}
-        return Claimed(sync.id, connection.kind, json.loads(connection.config), request)
-
-
-def send(claimed: Claimed) -> SyncResult | Exception:
-    try:
-        return connector_for(claimed.kind, claimed.config).apply(claimed.request)
-    except (CrmThrottled, CrmRetryable, CrmPermanent) as exc:
-        return exc
-    except Exception as exc:  # a connector bug or an unexpected answer: retry, and say so
-        log.exception("CRM connector raised", extra={"sync_id": claimed.sync_id})
-        return CrmRetryable(f"unexpected: {type(exc).__name__}")
-
-
-def record(db: Database, settings: Settings, sync_id: int, outcome: SyncResult | Exception) -> str:
-    with db.session() as session:
-        sync = session.scalar(select(CrmSync).where(CrmSync.id == sync_id).with_for_update())
-        if sync is None or sync.status != "running":
-            return "late"  # re-driven meanwhile: the other run records it
-        now = utcnow()
-        if isinstance(outcome, SyncResult):
-            sync.status, sync.done_at, sync.next_attempt_at = "done", now, None
-            sync.result = {"contact": outcome.contact, "activity": outcome.activity}
-            sync.last_error = None
-            if outcome.contact.get("id"):
-                contact = session.get(Contact, sync.contact_id)
-                if contact is not None and contact.phone:
-                    refs = dict(contact.crm_refs or {})
-                    refs[sync.connection_id] = f"{outcome.contact['type']}:{outcome.contact['id']}"
-                    contact.crm_refs = refs
-            return "done"
-        if isinstance(outcome, CrmThrottled):
-            sync.status, sync.throttles = "pending", sync.throttles + 1
-            sync.next_attempt_at = now + timedelta(seconds=max(0.5, outcome.retry_after))
-            sync.last_error = f"throttled: {outcome.detail}"[:300]
-            return "throttled"
-        if isinstance(outcome, CrmPermanent):
-            return _dead(sync, f"permanent: {outcome.detail}")
-        detail = outcome.detail if isinstance(outcome, CrmRetryable) else str(outcome)
-        sync.attempts += 1
-        if sync.attempts >= settings.crm_max_attempts:
-            return _dead(sync, f"retries exhausted: {detail}")
-        sync.status, sync.last_error = "pending", f"retryable: {detail}"[:300]
-        sync.next_attempt_at = now + retry_delay(
-            sync.attempts, settings.crm_retry_base_seconds, settings.crm_retry_max_seconds
-        )
-        return "retry"
-
-
-def process_contact(
-    db: Database, settings: Settings, connection_id: str, contact_id: str, limit: int = 50
-) -> list[str]:
-    """Apply the contact's due syncs in order until one must wait; returns what happened."""
-    results: list[str] = []
-    for _ in range(limit):
-        claimed = claim_next(db, connection_id, contact_id)
-        if isinstance(claimed, str):
-            results.append(claimed)
-            if claimed != "dead":
-                break
-            continue
-        result = record(db, settings, claimed.sync_id, send(claimed))
-        results.append(result)
-        if result not in ("done", "dead"):
-            break
-    return results
+def owe_drain(session: Session, connection_id: str) -> None:
+    """Owe ``connection_id`` a drain, published after this commit (coalesced)."""
+    enqueue(
+        session, TaskNames.CRM_SYNC, [connection_id], QueueNames.CRM, wake=wake_key(connection_id)
+    )
 
 
 def redrive_due(db: Database, batch: int = 500) -> int:
-    """Owe a task for every contact with a due sync (or a lease that ran out)."""
+    """Owe a drain to every connection with a due sync (or a lease that ran out), unless
+    it is paused: its drain comes when the pause ends."""
     now = utcnow()
     with db.session() as session:
-        pairs = session.execute(
-            select(CrmSync.connection_id, CrmSync.contact_id)
-            .where(CrmSync.status.in_(UNFINISHED), CrmSync.next_attempt_at <= now)
-            .group_by(CrmSync.connection_id, CrmSync.contact_id)
-            .limit(batch)
-        ).all()
         # A lease that ran out was a worker lost mid-call: the sync is due again.
         session.execute(
             update(CrmSync)
@@ -211,9 +49,20 @@ def redrive_due(db: Database, batch: int = 500) -> int:
             .values(status="pending")
             .execution_options(synchronize_session=False)
         )
-        for connection_id, contact_id in pairs:
-            enqueue(session, TaskNames.CRM_SYNC, [connection_id, contact_id], QueueNames.CRM)
-    return len(pairs)
+        connections = session.scalars(
+            select(CrmSync.connection_id)
+            .join(CrmConnection, CrmConnection.id == CrmSync.connection_id)
+            .where(
+                CrmSync.status == "pending",
+                CrmSync.next_attempt_at <= now,
+                or_(CrmConnection.paused_until.is_(None), CrmConnection.paused_until <= now),
+            )
+            .group_by(CrmSync.connection_id)
+            .limit(batch)
+        ).all()
+        for connection_id in connections:
+            owe_drain(session, connection_id)
+    return len(connections)
 
 
 def redrive_dead(
@@ -234,8 +83,8 @@ def redrive_dead(
             continue
         sync.status, sync.attempts, sync.next_attempt_at = "pending", 0, utcnow()
         pairs.add((sync.connection_id, sync.contact_id))
-    for connection_id, contact_id in sorted(pairs):
-        enqueue(session, TaskNames.CRM_SYNC, [connection_id, contact_id], QueueNames.CRM)
+    for connection_id in sorted({c for c, _ in pairs}):
+        owe_drain(session, connection_id)
     return done
 
 
@@ -258,7 +107,29 @@ def stuck_syncs(
     )
     if tenant_id is not None:
         query = query.where(CrmSync.tenant_id == tenant_id)
-    rows = session.scalars(query.order_by(CrmSync.id).limit(limit))
+    rows = list(session.scalars(query.order_by(CrmSync.id).limit(limit)))
+    paused = {
+        c.id: c
+        for c in session.scalars(
+            select(CrmConnection).where(
+                CrmConnection.id.in_({s.connection_id for s in rows}),
+                CrmConnection.paused_until > now,
+            )
+        )
+    }
+
+    def reason(sync: CrmSync) -> str:
+        connection = paused.get(sync.connection_id)
+        if sync.status != "dead" and connection is not None:
+            return (connection.pause_reason or "budget").split(":", 1)[0]
+        return (sync.last_error or "waiting").split(":", 1)[0]
+
+    def until(sync: CrmSync) -> str | None:
+        connection = paused.get(sync.connection_id)
+        if sync.status == "dead" or connection is None or connection.paused_until is None:
+            return None
+        return connection.paused_until.isoformat()
+
     return [
         {
             "id": sync.id,
@@ -273,7 +144,43 @@ def stuck_syncs(
             "attempts": sync.attempts,
             "throttles": sync.throttles,
             # The kind of the last error only: a CRM's error text may quote the contact.
-            "reason": (sync.last_error or "waiting").split(":", 1)[0],
+            # A connection waiting on its budget says so, and until when.
+            "reason": reason(sync),
+            "waiting_until": until(sync),
         }
         for sync in rows
     ]
+
+
+def waiting_connections(session: Session, tenant_id: str | None = None) -> list[dict[str, Any]]:
+    """Connections waiting on their budget (a 429, or their daily share used), and until when."""
+    now = utcnow()
+    query = select(CrmConnection).where(
+        CrmConnection.active.is_(True), CrmConnection.paused_until > now
+    )
+    if tenant_id is not None:
+        query = query.where(CrmConnection.tenant_id == tenant_id)
+    rows = list(session.scalars(query.order_by(CrmConnection.paused_until)))
+    return [budget_view(c, now) for c in rows]
+
+
+def budget_view(connection: CrmConnection, now: Any = None) -> dict[str, Any]:
+    """What a connection may spend, and whether it waits: for ``crm`` commands and reports."""
+    from app.crm.budget import limits_of
+
+    now = now or utcnow()
+    paused = (
+        connection.paused_until
+        if connection.paused_until and connection.paused_until > now
+        else None
+    )
+    return {
+        "connection_id": connection.id,
+        "tenant_id": connection.tenant_id,
+        "kind": connection.kind,
+        "plan": (connection.limits or {}).get("plan"),
+        "limits": limits_of(connection.kind, connection.limits).view(),
+        "waiting_until": paused.isoformat() if paused else None,
+        "waiting_seconds": round((paused - now).total_seconds(), 1) if paused else 0,
+        "reason": (connection.pause_reason or "").split(":", 1)[0] if paused else None,
+    }

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, ForeignKey, Index, String, UniqueConstraint
+from sqlalchemy import JSON, ForeignKey, Index, String, UniqueConstraint, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.models.base import Base, BigIntPK, TenantScoped, Timestamped
@@ -21,6 +21,13 @@ class CrmConnection(TenantScoped, Timestamped, Base):
     # Tokens, URLs and secrets as encrypted JSON.
     config: Mapped[str] = mapped_column(Encrypted())
     active: Mapped[bool] = mapped_column(default=True)
+    # Its API budget (``app.crm.budget``): the plan, overrides, and what the CRM stated.
+    limits: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict, server_default="{}")
+    # Every process stops calling it until then (a 429, or the daily share used up).
+    paused_until: Mapped[datetime | None] = mapped_column(UTCDateTime(), default=None)
+    pause_reason: Mapped[str | None] = mapped_column(String(120), default=None)
+    # The lease of the one drain writing to it (``app.crm.batches``).
+    drain_until: Mapped[datetime | None] = mapped_column(UTCDateTime(), default=None)
 
 
 class CrmSync(TenantScoped, Timestamped, Base):
@@ -36,6 +43,13 @@ class CrmSync(TenantScoped, Timestamped, Base):
         UniqueConstraint("connection_id", "source_key"),
         Index("ix_crm_syncs_due", "status", "next_attempt_at"),
         Index("ix_crm_syncs_contact", "connection_id", "contact_id", "status", "id"),
+        Index(
+            "ix_crm_syncs_pending",
+            "connection_id",
+            "id",
+            postgresql_where=text("status = 'pending'"),
+            sqlite_where=text("status = 'pending'"),
+        ),
     )
 
     id: Mapped[int] = mapped_column(BigIntPK, primary_key=True, autoincrement=True)

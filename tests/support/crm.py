@@ -6,15 +6,18 @@ from typing import Any
 
 from sqlalchemy import select, update
 
-from app.crm.syncs import process_contact
+from app.crm.batches import drain_connection
 from app.db import Database
-from app.models import CrmSync
+from app.messaging.ratelimit import DatabaseLimiter
+from app.models import CrmConnection, CrmSync
 from app.models.types import utcnow
 from config import Settings
 
 
 def drain(db: Database, settings: Settings, tenant_id: str, *, force: bool = False) -> list[str]:
-    """Apply the tenant's due syncs; ``force`` makes waiting ones due first (time passing)."""
+    """Apply the tenant's due syncs as the crm worker would (its drains, without their pause
+    between short batches); ``force`` lets time pass first: waiting syncs and paused
+    connections are due again."""
     with db.session() as s:
         if force:
             s.execute(
@@ -22,14 +25,25 @@ def drain(db: Database, settings: Settings, tenant_id: str, *, force: bool = Fal
                 .where(CrmSync.tenant_id == tenant_id, CrmSync.status.in_(["pending", "running"]))
                 .values(status="pending", next_attempt_at=utcnow())
             )
-        pairs = s.execute(
-            select(CrmSync.connection_id, CrmSync.contact_id)
-            .where(CrmSync.tenant_id == tenant_id, CrmSync.status == "pending")
-            .distinct()
-        ).all()
+            s.execute(
+                update(CrmConnection)
+                .where(CrmConnection.tenant_id == tenant_id)
+                .values(paused_until=None, pause_reason=None)
+            )
+        connections = list(
+            s.scalars(
+                select(CrmSync.connection_id).where(CrmSync.tenant_id == tenant_id).distinct()
+            )
+        )
     results: list[str] = []
-    for connection_id, contact_id in pairs:
-        results += process_contact(db, settings, connection_id, contact_id)
+    for connection_id in connections:
+        for _ in range(100):
+            report = drain_connection(
+                db, settings, DatabaseLimiter(), connection_id, sleep=lambda _s: None
+            )
+            results += report.results
+            if not report.more:
+                break
     return results
 
 

@@ -26,6 +26,7 @@ class FakeProvider:
     url: str = ""
     script: list[Answer] = field(default_factory=list)
     received: list[dict[str, Any]] = field(default_factory=list)
+    envelopes: list[str] = field(default_factory=list)  # the webhook-id of each CRM batch
     bad_signatures: int = 0
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -50,7 +51,12 @@ def fake_provider(secret: str) -> Iterator[FakeProvider]:
                 fake.bad_signatures += 1
                 self._reply(Answer(401, {"errorCode": "bad_signature"}))
                 return
-            fake.received.append(json.loads(raw))
+            body = json.loads(raw)
+            if body.get("type") == "crm.batch":  # a CRM webhook's envelope: each event in it
+                fake.envelopes.append(headers.get("webhook-id", ""))
+                fake.received.extend(body["data"]["events"])
+            else:
+                fake.received.append(body)
             self._reply(fake.next_answer())
 
         def _reply(self, answer: Answer) -> None:

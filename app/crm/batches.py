@@ -1,0 +1,415 @@
+"""Writing a connection's syncs in batches: one drain per connection, within its budget.
+
+A drain takes the connection's lease (``drain_until``), so one drain at a time writes
+to a CRM, and then repeats, for up to ``DRAIN_SECONDS``:
+
+1. claim the connection's due syncs, at most one per contact (its oldest unfinished
+   one: a contact is written before its activities, and those before their later
+   statuses), in one statement (``FOR UPDATE SKIP LOCKED`` on Postgres);
+2. hand them to the connector's ``apply_batch`` outside any transaction, which spends
+   its calls from the connection's budget (``app.crm.budget``);
+3. record every outcome in one more transaction: done (and the contact's CRM id kept),
+   throttled (waits, no attempt used), retryable (backoff held in the row), dead.
+
+A batch that came back short waits out ``CRM_BATCH_SECONDS`` from its claim before the
+next, so a steady trickle is written a second's worth at a time rather than one by one.
+
+A 429 (or Salesforce's ``REQUEST_LIMIT_EXCEEDED``) pauses the whole connection
+(``paused_until``): no drain in any process calls it until then. A worker lost mid-batch
+leaves its syncs ``running`` with a lease that runs out; beat hands them on, and each
+write is idempotent by its external id, so the CRM sees it once.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import exists, select, update
+from sqlalchemy.orm import Session, aliased
+from sqlalchemy.sql.elements import ColumnElement
+
+from app.crm import connector_for
+from app.crm.base import (
+    CrmBudgetWait,
+    CrmPermanent,
+    CrmRetryable,
+    CrmThrottled,
+    MessageFacts,
+    Outcome,
+    SyncRequest,
+    SyncResult,
+)
+from app.crm.budget import Budget
+from app.db import Database
+from app.messaging.backoff import retry_delay
+from app.messaging.ratelimit import RateLimiter
+from app.models import Contact, CrmConnection, CrmSync, Message
+from app.models.types import utcnow
+from config import Settings
+
+log = logging.getLogger(__name__)
+
+SYNC_LEASE = timedelta(seconds=60)  # a claimed sync is handed on again after this
+DRAIN_LEASE = timedelta(seconds=60)  # so is a connection whose drain was lost
+UNFINISHED = ("pending", "running")
+
+
+@dataclass
+class DrainReport:
+    results: list[str] = field(default_factory=list)
+    more: bool = False  # work is left: hand on to another drain
+    resume_in: float | None = None  # the connection waits this long (paused, or budget)
+    busy: bool = False  # another drain holds the connection
+
+
+@dataclass(frozen=True)
+class Claimed:
+    sync_ids: list[int]
+    requests: list[SyncRequest]
+    results: dict[int, str]  # syncs settled at claim time (dead: contact erased)
+
+
+# -- the lease
+
+
+def take_lease(db: Database, connection_id: str) -> bool:
+    now = utcnow()
+    with db.session() as session:
+        taken = session.execute(
+            update(CrmConnection)
+            .where(
+                CrmConnection.id == connection_id,
+                (CrmConnection.drain_until.is_(None)) | (CrmConnection.drain_until < now),
+            )
+            .values(drain_until=now + DRAIN_LEASE)
+            .execution_options(synchronize_session=False)
+        )
+        return bool(getattr(taken, "rowcount", 0))
+
+
+def _renew_lease(session: Session, connection_id: str) -> None:
+    session.execute(
+        update(CrmConnection)
+        .where(CrmConnection.id == connection_id)
+        .values(drain_until=utcnow() + DRAIN_LEASE)
+        .execution_options(synchronize_session=False)
+    )
+
+
+def release_lease(db: Database, connection_id: str) -> None:
+    with db.session() as session:
+        session.execute(
+            update(CrmConnection)
+            .where(CrmConnection.id == connection_id)
+            .values(drain_until=None)
+            .execution_options(synchronize_session=False)
+        )
+
+
+# -- claiming
+
+
+def claimable(connection_id: str, now: datetime) -> ColumnElement[bool]:
+    """Due, and its contact's oldest unfinished sync."""
+    earlier = aliased(CrmSync)
+    blocked = exists().where(
+        earlier.connection_id == CrmSync.connection_id,
+        earlier.contact_id == CrmSync.contact_id,
+        earlier.status.in_(UNFINISHED),
+        earlier.id < CrmSync.id,
+    )
+    return (
+        (CrmSync.connection_id == connection_id)
+        & (CrmSync.status == "pending")
+        & (CrmSync.next_attempt_at <= now)
+        & ~blocked
+    )
+
+
+def has_due(db: Database, connection_id: str) -> bool:
+    with db.session() as session:
+        found = session.scalar(
+            select(CrmSync.id).where(claimable(connection_id, utcnow())).limit(1)
+        )
+    return found is not None
+
+
+def has_unfinished(session: Session, connection_id: str) -> bool:
+    found = session.scalar(
+        select(CrmSync.id)
+        .where(CrmSync.connection_id == connection_id, CrmSync.status.in_(UNFINISHED))
+        .limit(1)
+    )
+    return found is not None
+
+
+def _ref(raw: str | None) -> dict[str, str]:
+    kind, _, remote = (raw or "").partition(":")
+    return {"type": kind, "id": remote} if remote else {}
+
+
+def _dead(sync: CrmSync, why: str) -> str:
+    sync.status, sync.last_error, sync.next_attempt_at = "dead", why[:300], None
+    return "dead"
+
+
+def claim(db: Database, connection: CrmConnection, size: int) -> Claimed:
+    """Claim up to ``size`` due syncs of ``connection``, one per contact, and build their writes."""
+    now = utcnow()
+    with db.session() as session:
+        syncs = list(
+            session.scalars(
+                select(CrmSync)
+                .where(claimable(connection.id, now))
+                .order_by(CrmSync.id)
+                .limit(size)
+                .with_for_update(skip_locked=True)
+            )
+        )
+        if not syncs:
+            return Claimed([], [], {})
+        contacts = {
+            c.id: c
+            for c in session.scalars(
+                select(Contact).where(Contact.id.in_({s.contact_id for s in syncs}))
+            )
+        }
+        message_ids = {s.message_id for s in syncs if s.message_id}
+        messages = (
+            {m.id: m for m in session.scalars(select(Message).where(Message.id.in_(message_ids)))}
+            if message_ids
+            else {}
+        )
+        activities: dict[str, str] = {}
+        if message_ids:
+            for message_id, activity in session.execute(
+                select(CrmSync.message_id, CrmSync.result["activity"].as_string())
+                .where(
+                    CrmSync.connection_id == connection.id,
+                    CrmSync.message_id.in_(message_ids),
+                    CrmSync.status == "done",
+                )
+                .order_by(CrmSync.id)
+            ):
+                if activity:
+                    activities[message_id] = activity  # the latest wins
+        ids: list[int] = []
+        requests: list[SyncRequest] = []
+        settled: dict[int, str] = {}
+        for sync in syncs:
+            contact = contacts.get(sync.contact_id)
+            if not connection.active:
+                settled[sync.id] = _dead(sync, "permanent: the CRM connection was removed")
+                continue
+            if contact is None or not contact.phone:
+                settled[sync.id] = _dead(sync, "permanent: the contact was erased")
+                continue
+            message = messages.get(sync.message_id) if sync.message_id else None
+            requests.append(
+                SyncRequest(
+                    action=sync.action,
+                    external_id=f"{connection.id}:{sync.source_key}",
+                    phone=contact.phone,
+                    known_contact=_ref((contact.crm_refs or {}).get(connection.id)),
+                    message=_facts(message) if message is not None else None,
+                    known_activity=activities.get(message.id) if message is not None else None,
+                    details=dict(sync.payload),
+                    # Never claimed before: no lease ran out, no attempt or throttle recorded.
+                    first_try=sync.attempts == 0
+                    and sync.throttles == 0
+                    and not sync.result.get("claimed"),
+                )
+            )
+            ids.append(sync.id)
+            sync.status, sync.next_attempt_at = "running", now + SYNC_LEASE
+            sync.result = {**sync.result, "claimed": True}
+        _renew_lease(session, connection.id)
+        return Claimed(ids, requests, settled)
+
+
+def _facts(message: Message) -> MessageFacts:
+    return MessageFacts(
+        id=message.id,
+        direction=message.direction,
+        channel=message.channel,
+        body=message.body,
+        status=message.status,
+        status_reason=message.status_reason,
+        at=message.created_at,
+    )
+
+
+# -- recording
+
+
+def settle(sync: CrmSync, outcome: Outcome, settings: Settings, now: datetime) -> str:
+    """Write down one sync's outcome (the sync is ``running``, locked by the caller)."""
+    if isinstance(outcome, SyncResult):
+        sync.status, sync.done_at, sync.next_attempt_at = "done", now, None
+        sync.result = {"contact": outcome.contact, "activity": outcome.activity}
+        sync.last_error = None
+        return "done"
+    if isinstance(outcome, CrmThrottled):
+        sync.status, sync.throttles = "pending", sync.throttles + 1
+        sync.next_attempt_at = now + timedelta(seconds=max(0.5, outcome.retry_after))
+        kind = "budget" if isinstance(outcome, CrmBudgetWait) else "throttled"
+        sync.last_error = f"{kind}: {outcome.detail}"[:300]
+        return "throttled"
+    if isinstance(outcome, CrmPermanent):
+        return _dead(sync, f"permanent: {outcome.detail}")
+    detail = outcome.detail if isinstance(outcome, CrmRetryable) else str(outcome)
+    sync.attempts += 1
+    if sync.attempts >= settings.crm_max_attempts:
+        return _dead(sync, f"retries exhausted: {detail}")
+    sync.status, sync.last_error = "pending", f"retryable: {detail}"[:300]
+    sync.next_attempt_at = now + retry_delay(
+        sync.attempts, settings.crm_retry_base_seconds, settings.crm_retry_max_seconds
+    )
+    return "retry"
+
+
+def record(
+    db: Database,
+    settings: Settings,
+    connection_id: str,
+    sync_ids: list[int],
+    outcomes: list[Outcome],
+) -> dict[int, str]:
+    """Every outcome of a batch, in one transaction; contacts keep the CRM's id for them."""
+    results: dict[int, str] = {}
+    with db.session() as session:
+        syncs = {
+            s.id: s
+            for s in session.scalars(
+                select(CrmSync).where(CrmSync.id.in_(sync_ids)).with_for_update()
+            )
+        }
+        now = utcnow()
+        refs: dict[str, dict[str, str]] = {}
+        for sync_id, outcome in zip(sync_ids, outcomes, strict=True):
+            sync = syncs.get(sync_id)
+            if sync is None or sync.status != "running":
+                results[sync_id] = "late"  # re-driven meanwhile: the other run records it
+                continue
+            results[sync_id] = settle(sync, outcome, settings, now)
+            if outcome.contact.get("id"):
+                refs[sync.contact_id] = outcome.contact
+        if refs:
+            for row in session.scalars(select(Contact).where(Contact.id.in_(refs))):
+                if not row.phone:
+                    continue  # erased meanwhile: nothing of it is kept
+                ref = f"{refs[row.id]['type']}:{refs[row.id]['id']}"
+                if (row.crm_refs or {}).get(connection_id) != ref:
+                    row.crm_refs = {**(row.crm_refs or {}), connection_id: ref}
+    return results
+
+
+# -- the drain
+
+
+def _load(db: Database, connection_id: str) -> CrmConnection | None:
+    with db.session() as session:
+        connection = session.get(CrmConnection, connection_id)
+        if connection is not None:
+            session.expunge(connection)
+        return connection
+
+
+def drain_connection(
+    db: Database,
+    settings: Settings,
+    limiter: RateLimiter,
+    connection_id: str,
+    should_stop: Callable[[], bool] = lambda: False,
+    sleep: Callable[[float], None] = time.sleep,
+    finishing: Callable[[], None] = lambda: None,
+) -> DrainReport:
+    """Write ``connection_id``'s due syncs, batch after batch, for up to ``DRAIN_SECONDS``.
+
+    ``finishing`` runs before the lease is given back (the worker clears the connection's
+    wake flag there): a sync committed after it publishes a new wake, and one committed
+    before it is seen by the last look for due work, after the lease is given back.
+    """
+    if not take_lease(db, connection_id):
+        return DrainReport(busy=True)
+    report = DrainReport()
+    try:
+        _drain(db, settings, limiter, connection_id, should_stop, sleep, report)
+    finally:
+        finishing()
+        release_lease(db, connection_id)
+    if not report.more and report.resume_in is None and has_due(db, connection_id):
+        report.more = True  # committed while we finished: hand on rather than leave it
+    return report
+
+
+def _drain(
+    db: Database,
+    settings: Settings,
+    limiter: RateLimiter,
+    connection_id: str,
+    should_stop: Callable[[], bool],
+    sleep: Callable[[float], None],
+    report: DrainReport,
+) -> None:
+    deadline = time.monotonic() + settings.drain_seconds
+    while True:
+        connection = _load(db, connection_id)
+        if connection is None:
+            return
+        paused = connection.paused_until
+        if connection.active and paused is not None and paused > utcnow():
+            report.resume_in = (paused - utcnow()).total_seconds()
+            break
+        budget = Budget(db, limiter, connection.id, connection.kind, connection.limits)
+        connector = connector_for(connection.kind, json.loads(connection.config), budget)
+        size = min(budget.limits.batch_size, connector.batch_size)
+        claimed_at = time.monotonic()
+        claimed = claim(db, connection, size)
+        report.results += list(claimed.results.values())
+        if not claimed.requests:
+            if not claimed.results:
+                break
+            continue
+        outcomes = _send(connector, claimed.requests)
+        results = record(db, settings, connection.id, claimed.sync_ids, outcomes)
+        report.results += list(results.values())
+        waits = [o for o in outcomes if isinstance(o, CrmThrottled)]
+        if waits:
+            _wait(budget, waits, report)
+            break
+        if should_stop() or time.monotonic() >= deadline:
+            report.more = True
+            break
+        if len(claimed.sync_ids) + len(claimed.results) < size:
+            # Short: a trickle. Let the next second's syncs gather into one batch.
+            sleep(max(0.0, claimed_at + settings.crm_batch_seconds - time.monotonic()))
+    if not report.results:
+        with db.session() as session:
+            report.results = ["waiting" if has_unfinished(session, connection_id) else "idle"]
+
+
+def _send(connector: Any, requests: list[SyncRequest]) -> list[Outcome]:
+    try:
+        outcomes: list[Outcome] = connector.apply_batch(requests)
+    except Exception:  # a connector bug or an unexpected answer: retry them all, and say so
+        log.exception("CRM connector raised", extra={"syncs": len(requests)})
+        return [CrmRetryable("unexpected error in the connector") for _ in requests]
+    if len(outcomes) != len(requests):
+        log.error("CRM connector lost outcomes", extra={"syncs": len(requests)})
+        return [CrmRetryable("the connector lost this outcome") for _ in requests]
+    return outcomes
+
+
+def _wait(budget: Budget, waits: list[CrmThrottled], report: DrainReport) -> None:
+    """The CRM said slow down, or our budget did: the connection waits, as a whole."""
+    longest = max(waits, key=lambda w: w.retry_after)
+    report.resume_in = longest.retry_after
+    if not isinstance(longest, CrmBudgetWait):  # a 429: every process must stop calling
+        budget.pause(longest.retry_after, f"throttled: {longest.detail}")
