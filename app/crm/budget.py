@@ -128,6 +128,28 @@ def limits_of(kind: str, stored: Mapping[str, Any] | None) -> Limits:
     return replace(limits, **changes)
 
 
+def window_rate(limits: Limits) -> Rate | None:
+    """The calls per window as a GCRA: over any window, burst + rate * window = calls."""
+    if not limits.calls:
+        return None
+    return Rate(0.9 * limits.calls / limits.window_seconds, max(1.0, 0.1 * limits.calls))
+
+
+def search_rate(limits: Limits) -> Rate | None:
+    """Searches a second: one at once, the rest spread (burst 1 + rate * 1 s = the limit)."""
+    if not limits.searches_per_second:
+        return None
+    return Rate(max(0.5, limits.searches_per_second - 1), 1.0)
+
+
+def daily_rate(limits: Limits) -> Rate | None:
+    """The connection's share of the day, the same way (a tenth at once, the rest spread)."""
+    if not limits.daily:
+        return None
+    allowed = limits.daily * limits.daily_share
+    return Rate(0.9 * allowed / DAY, max(1.0, 0.1 * allowed))
+
+
 class Budget:
     """One connection's budget, as one process spends it."""
 
@@ -148,25 +170,24 @@ class Budget:
         self.limits = limits_of(kind, self.stored)
         self.sleep = sleep
         self.calls = 0  # what this process spent through it (the benchmark reads it)
+        self.paused_until: datetime | None = None
+        self.pause_reason = ""
 
     def _buckets(self, search: bool) -> list[tuple[str, Rate, str]]:
-        limits, buckets = self.limits, []
-        if limits.daily:
-            allowed = limits.daily * limits.daily_share
-            buckets.append(
-                ("daily", Rate(0.9 * allowed / DAY, max(1.0, 0.1 * allowed)), "daily share used")
-            )
-        if search and limits.searches_per_second:
-            per_second = max(0.5, limits.searches_per_second - 1)
-            buckets.append(("search", Rate(per_second, 1.0), "search rate"))
-        if limits.calls:
-            # Over any window: burst + rate * window = calls.
-            rate = 0.9 * limits.calls / limits.window_seconds
-            buckets.append(("calls", Rate(rate, max(1.0, 0.1 * limits.calls)), "call rate"))
-        return buckets
+        limits = self.limits
+        found = [
+            ("daily", daily_rate(limits), "daily share used"),
+            ("search", search_rate(limits) if search else None, "search rate"),
+            ("calls", window_rate(limits), "call rate"),
+        ]
+        return [(name, rate, reason) for name, rate, reason in found if rate is not None]
 
     def take(self, *, search: bool = False) -> None:
         """Spend one call, waiting for it if that is short; else ``CrmBudgetWait``."""
+        if self.paused_until is not None:  # paused by an answer of this batch
+            left = (self.paused_until - utcnow()).total_seconds()
+            if left > 0:
+                raise CrmBudgetWait(f"budget: {self.pause_reason}", left)
         for name, rate, reason in self._buckets(search):
             key = f"crm:{self.connection_id}:{name}"
             while True:
@@ -184,6 +205,7 @@ class Budget:
     def pause(self, seconds: float, reason: str) -> datetime:
         """Stop every process's calls on this connection for ``seconds``."""
         until = utcnow() + timedelta(seconds=seconds)
+        self.paused_until, self.pause_reason = until, reason
         with self.db.session() as session:
             session.execute(
                 update(CrmConnection)
