@@ -101,9 +101,6 @@ class Settings:
     crm_retry_base_seconds: float = 2.0
     crm_retry_max_seconds: float = 300.0
     crm_sweep_window_seconds: float = 24 * 3600.0
-    # A CRM batch that came back short waits this long from its claim before the next, so
-    # a trickle is written a second's worth at a time (app.crm.batches).
-    crm_batch_seconds: float = 1.0
     # Batch hot paths: a dispatch claims up to this many queued messages of one lane in one
     # statement (fair between tenants); a receipts batch applies up to this many inbox rows.
     dispatch_batch_size: int = 100
@@ -392,7 +389,6 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         crm_retry_base_seconds=_float(env, "CRM_RETRY_BASE_SECONDS", 2.0),
         crm_retry_max_seconds=_float(env, "CRM_RETRY_MAX_SECONDS", 300.0),
         crm_sweep_window_seconds=_float(env, "CRM_SWEEP_WINDOW_SECONDS", 24 * 3600.0),
-        crm_batch_seconds=_float(env, "CRM_BATCH_SECONDS", 1.0),
         dispatch_batch_size=_int(env, "DISPATCH_BATCH_SIZE", 100, minimum=1, maximum=1000),
         receipt_batch_size=_int(env, "RECEIPT_BATCH_SIZE", 200, minimum=1, maximum=1000),
         send_concurrency=_int(env, "SEND_CONCURRENCY", 256, minimum=1, maximum=1024),

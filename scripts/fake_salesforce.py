@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import itertools
 import re
+import time
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlparse
 
@@ -43,6 +44,7 @@ class FakeSalesforce(FakeCrm):
         self.composite_calls = 0
         self.allowance = 100_000
         self.used = 0
+        self.created_ts: dict[str, float] = {}  # record id -> when it was created (time.time)
 
     def admit(self, method: str, path: str, body: Any) -> Answer | None:
         with self.lock:
@@ -157,6 +159,7 @@ class FakeSalesforce(FakeCrm):
         if problem:
             return 400, problem, {}
         record_id = f"{PREFIXES[sobject]}{next(self._ids):015d}"
+        self.created_ts[record_id] = time.time()
         self.records[sobject][record_id] = {"Id": record_id, **fields}
         return 201, {"id": record_id, "success": True, "errors": []}, {}
 

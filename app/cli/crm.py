@@ -48,6 +48,12 @@ def limit_options(command: Callable[..., None]) -> Callable[..., None]:
             default=None,
             help="The part of the daily allowance this connection may use (default 0.5).",
         ),
+        click.option(
+            "--batch-seconds",
+            type=float,
+            default=None,
+            help="How long a short batch waits for more (1 s; Salesforce 2 s).",
+        ),
     ]
     for option in reversed(options):
         command = option(command)
@@ -60,7 +66,8 @@ def _print_budget(view: dict[str, Any]) -> str:
         f"{view['connection_id']}  {view['kind']}  plan {view['plan']}",
         f"  calls {limits['calls'] or '-'} per {limits['window_seconds']:g} s, searches "
         f"{limits['searches_per_second'] or '-'}/s, daily {limits['daily'] or '-'} "
-        f"(share {limits['daily_share']:g}), batches of {limits['batch_size']}",
+        f"(share {limits['daily_share']:g}), batches of {limits['batch_size']} "
+        f"gathered over {limits['batch_seconds']:g} s",
     ]
     if view["waiting_until"]:
         lines.append(f"  waits on its budget ({view['reason']}) until {view['waiting_until']}")

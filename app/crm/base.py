@@ -62,6 +62,11 @@ class CrmPermanent(CrmError):
     pass
 
 
+class CrmHeldBack(CrmError):
+    """Not tried: an earlier write of the same contact in the batch failed, and a contact's
+    writes apply in order."""
+
+
 class CrmUnauthorized(CrmPermanent):
     """401 or 403: the whole connection's credentials, not one record, are at fault."""
 
@@ -110,6 +115,17 @@ class Spender(Protocol):
     def pause(self, seconds: float, reason: str) -> datetime: ...
 
     def learn(self, **stated: float | None) -> None: ...
+
+
+def hold_back(requests: Sequence[SyncRequest], outcomes: list[Any]) -> None:
+    """Before a batch's next phase: a request whose contact's earlier request already failed
+    is held back (``CrmHeldBack``), so a contact's writes never overtake one another."""
+    failed: set[str] = set()
+    for n, request in enumerate(requests):
+        if isinstance(outcomes[n], CrmError):
+            failed.add(request.phone)
+        elif outcomes[n] is None and request.phone in failed:
+            outcomes[n] = CrmHeldBack("an earlier write of this contact failed")
 
 
 class Unlimited:

@@ -3,16 +3,17 @@
 A drain takes the connection's lease (``drain_until``), so one drain at a time writes
 to a CRM, and then repeats, for up to ``DRAIN_SECONDS``:
 
-1. claim the connection's due syncs, at most one per contact (its oldest unfinished
-   one: a contact is written before its activities, and those before their later
-   statuses), in one statement (``FOR UPDATE SKIP LOCKED`` on Postgres);
+1. claim the connection's due syncs in one statement (``FOR UPDATE SKIP LOCKED`` on
+   Postgres), a contact's together and in order, none behind a sync of its contact
+   that is running or backing off, and one per message (``in_order``);
 2. hand them to the connector's ``apply_batch`` outside any transaction, which spends
    its calls from the connection's budget (``app.crm.budget``);
 3. record every outcome in one more transaction: done (and the contact's CRM id kept),
    throttled (waits, no attempt used), retryable (backoff held in the row), dead.
 
-A batch that came back short waits out ``CRM_BATCH_SECONDS`` from its claim before the
-next, so a steady trickle is written a second's worth at a time rather than one by one.
+A batch that came back short waits out the connection's ``batch_seconds`` (one or two
+seconds, by CRM) from its claim before the next, so a steady trickle is written a batch
+at a time rather than one by one.
 
 A 429 (or Salesforce's ``REQUEST_LIMIT_EXCEEDED``) pauses the whole connection
 (``paused_until``): no drain in any process calls it until then. A worker lost mid-batch
@@ -30,13 +31,14 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import exists, select, update
+from sqlalchemy import and_, exists, or_, select, update
 from sqlalchemy.orm import Session, aliased
 from sqlalchemy.sql.elements import ColumnElement
 
 from app.crm import connector_for
 from app.crm.base import (
     CrmBudgetWait,
+    CrmHeldBack,
     CrmPermanent,
     CrmRetryable,
     CrmThrottled,
@@ -73,6 +75,7 @@ class Claimed:
     sync_ids: list[int]
     requests: list[SyncRequest]
     results: dict[int, str]  # syncs settled at claim time (dead: contact erased)
+    contact_ids: list[str] = field(default_factory=list)  # each request's contact
 
 
 # -- the lease
@@ -116,20 +119,43 @@ def release_lease(db: Database, connection_id: str) -> None:
 
 
 def claimable(connection_id: str, now: datetime) -> ColumnElement[bool]:
-    """Due, and its contact's oldest unfinished sync."""
+    """Due, and no earlier sync of its contact is held up (running, or backing off)."""
     earlier = aliased(CrmSync)
-    blocked = exists().where(
+    held_up = exists().where(
         earlier.connection_id == CrmSync.connection_id,
         earlier.contact_id == CrmSync.contact_id,
-        earlier.status.in_(UNFINISHED),
         earlier.id < CrmSync.id,
+        or_(
+            earlier.status == "running",
+            and_(earlier.status == "pending", earlier.next_attempt_at > now),
+        ),
     )
     return (
         (CrmSync.connection_id == connection_id)
         & (CrmSync.status == "pending")
         & (CrmSync.next_attempt_at <= now)
-        & ~blocked
+        & ~held_up
     )
+
+
+def in_order(syncs: list[CrmSync]) -> list[CrmSync]:
+    """The claim's rows (in id order) that may go in one batch: a contact's due syncs
+    together, in order, but one activity write per message (its later status waits for
+    the id its first write gets); after a sync that waits, the rest of its contact waits."""
+    taken: list[CrmSync] = []
+    stopped: set[str] = set()
+    messages: set[str] = set()
+    for sync in syncs:
+        if sync.contact_id in stopped:
+            continue
+        logs = sync.action == "log_message" and sync.message_id is not None
+        if logs and sync.message_id in messages:
+            stopped.add(sync.contact_id)
+            continue
+        if logs and sync.message_id is not None:
+            messages.add(sync.message_id)
+        taken.append(sync)
+    return taken
 
 
 def has_due(db: Database, connection_id: str) -> bool:
@@ -160,16 +186,18 @@ def _dead(sync: CrmSync, why: str) -> str:
 
 
 def claim(db: Database, connection: CrmConnection, size: int) -> Claimed:
-    """Claim up to ``size`` due syncs of ``connection``, one per contact, and build their writes."""
+    """Claim up to ``size`` due syncs of ``connection`` and build their writes."""
     now = utcnow()
     with db.session() as session:
-        syncs = list(
-            session.scalars(
-                select(CrmSync)
-                .where(claimable(connection.id, now))
-                .order_by(CrmSync.id)
-                .limit(size)
-                .with_for_update(skip_locked=True)
+        syncs = in_order(
+            list(
+                session.scalars(
+                    select(CrmSync)
+                    .where(claimable(connection.id, now))
+                    .order_by(CrmSync.id)
+                    .limit(size)
+                    .with_for_update(skip_locked=True)
+                )
             )
         )
         if not syncs:
@@ -201,6 +229,7 @@ def claim(db: Database, connection: CrmConnection, size: int) -> Claimed:
                     activities[message_id] = activity  # the latest wins
         ids: list[int] = []
         requests: list[SyncRequest] = []
+        owners: list[str] = []
         settled: dict[int, str] = {}
         for sync in syncs:
             contact = contacts.get(sync.contact_id)
@@ -227,10 +256,11 @@ def claim(db: Database, connection: CrmConnection, size: int) -> Claimed:
                 )
             )
             ids.append(sync.id)
+            owners.append(sync.contact_id)
             sync.status, sync.next_attempt_at = "running", now + SYNC_LEASE
             sync.result = {**sync.result, "claimed": True}
         _renew_lease(session, connection.id)
-        return Claimed(ids, requests, settled)
+        return Claimed(ids, requests, settled, owners)
 
 
 def _facts(message: Message) -> MessageFacts:
@@ -255,6 +285,10 @@ def settle(sync: CrmSync, outcome: Outcome, settings: Settings, now: datetime) -
         sync.result = {"contact": outcome.contact, "activity": outcome.activity}
         sync.last_error = None
         return "done"
+    if isinstance(outcome, CrmHeldBack):  # not tried: due again at once, nothing counted
+        sync.status, sync.next_attempt_at = "pending", now
+        sync.last_error = f"waiting: {outcome.detail}"[:300]
+        return "waiting"
     if isinstance(outcome, CrmThrottled):
         sync.status, sync.throttles = "pending", sync.throttles + 1
         sync.next_attempt_at = now + timedelta(seconds=max(0.5, outcome.retry_after))
@@ -371,15 +405,16 @@ def _drain(
         connector = connector_for(connection.kind, json.loads(connection.config), budget)
         size = min(budget.limits.batch_size, connector.batch_size)
         claimed_at = time.monotonic()
-        claimed = claim(db, connection, size)
+        # A contact's writes go together (a reply: its activity, then its routing outcome).
+        claimed = claim(db, connection, 2 * size)
         report.results += list(claimed.results.values())
         if not claimed.requests:
             if not claimed.results:
                 break
             continue
-        outcomes = _send(connector, claimed.requests)
+        outcomes = _in_turn(claimed.contact_ids, _send(connector, claimed.requests))
         results = record(db, settings, connection.id, claimed.sync_ids, outcomes)
-        report.results += list(results.values())
+        report.results += [r for r in results.values() if r != "waiting"]  # untried
         waits = [o for o in outcomes if isinstance(o, CrmThrottled)]
         if waits:
             _wait(budget, waits, report)
@@ -387,9 +422,10 @@ def _drain(
         if should_stop() or time.monotonic() >= deadline:
             report.more = True
             break
-        if len(claimed.sync_ids) + len(claimed.results) < size:
+        if len(claimed.sync_ids) + len(claimed.results) < size:  # well short of a full claim
             # Short: a trickle. Let the next second's syncs gather into one batch.
-            sleep(max(0.0, claimed_at + settings.crm_batch_seconds - time.monotonic()))
+            gather = budget.limits.batch_seconds
+            sleep(max(0.0, claimed_at + gather - time.monotonic()))
     if not report.results:
         with db.session() as session:
             report.results = ["waiting" if has_unfinished(session, connection_id) else "idle"]
@@ -405,6 +441,25 @@ def _send(connector: Any, requests: list[SyncRequest]) -> list[Outcome]:
         log.error("CRM connector lost outcomes", extra={"syncs": len(requests)})
         return [CrmRetryable("the connector lost this outcome") for _ in requests]
     return outcomes
+
+
+def _in_turn(contact_ids: list[str], outcomes: list[Outcome]) -> list[Outcome]:
+    """After a contact's first write that failed, its later ones in the batch did not go
+    (or failed for the same cause): they wait their turn, untried, nothing counted."""
+    failed: set[str] = set()
+    kept: list[Outcome] = []
+    for contact_id, outcome in zip(contact_ids, outcomes, strict=True):
+        if isinstance(outcome, SyncResult):
+            kept.append(outcome)
+            continue
+        if contact_id in failed:
+            kept.append(
+                CrmHeldBack("an earlier write of this contact failed").about(outcome.contact)
+            )
+            continue
+        failed.add(contact_id)
+        kept.append(outcome)
+    return kept
 
 
 def _wait(budget: Budget, waits: list[CrmThrottled], report: DrainReport) -> None:

@@ -51,6 +51,9 @@ class Limits:
     daily: int | None  # the CRM's daily allowance (all integrations together)
     daily_share: float  # the part of it this connection may use
     batch_size: int  # records per batch call
+    # A short batch waits this long (from its claim) for more before the next: every call
+    # counts, against a window (HubSpot) or the org's day (Salesforce, so longer).
+    batch_seconds: float = 1.0
 
     def view(self) -> dict[str, Any]:
         return {
@@ -60,6 +63,7 @@ class Limits:
             "daily": self.daily,
             "daily_share": self.daily_share,
             "batch_size": self.batch_size,
+            "batch_seconds": self.batch_seconds,
         }
 
 
@@ -71,11 +75,18 @@ PLANS: dict[str, dict[str, Limits]] = {
         "professional": Limits(190, 10.0, 5.0, 625_000, 0.5, 100),
         "enterprise": Limits(190, 10.0, 5.0, 1_000_000, 0.5, 100),
     },
-    "salesforce": {"default": Limits(None, 10.0, None, 100_000, 0.5, 200)},
+    "salesforce": {"default": Limits(None, 10.0, None, 100_000, 0.5, 200, 2.0)},
     "webhook": {"default": Limits(None, 10.0, None, None, 0.5, 100)},
 }
 DEFAULT_PLAN = {"hubspot": "starter", "salesforce": "default", "webhook": "default"}
-OVERRIDABLE = ("calls", "window_seconds", "searches_per_second", "daily", "daily_share")
+OVERRIDABLE = (
+    "calls",
+    "window_seconds",
+    "searches_per_second",
+    "daily",
+    "daily_share",
+    "batch_seconds",
+)
 LEARNABLE = ("calls", "window_seconds", "daily")
 
 

@@ -29,6 +29,7 @@ from app.crm.base import (
     SyncRequest,
     SyncResult,
     classify_http,
+    hold_back,
 )
 from app.retry_after import retry_after_seconds
 
@@ -149,9 +150,9 @@ class HubSpot(Connector):
     ) -> list[Outcome]:
         run = _Run(self, list(requests))
         try:
-            run.contacts()
-            run.activities()
-            run.properties()
+            for phase in (run.contacts, run.activities, run.properties):
+                hold_back(run.requests, run.outcomes)
+                phase()
         except (CrmThrottled, CrmRetryable) as exc:
             run.fail_open(exc)  # the whole batch waits or backs off, as one
         except CrmUnauthorized as exc:
@@ -161,7 +162,9 @@ class HubSpot(Connector):
                 run.fail_open(exc)
             else:  # one record is bad: write each on its own, so only it fails
                 for n in run.open():
-                    run.outcomes[n] = self._one(run.with_contact(n))
+                    hold_back(run.requests, run.outcomes)
+                    if run.outcomes[n] is None:
+                        run.outcomes[n] = self._one(run.with_contact(n))
         return run.result()
 
 

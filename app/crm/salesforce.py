@@ -29,6 +29,7 @@ from app.crm.base import (
     SyncRequest,
     SyncResult,
     classify_http,
+    hold_back,
 )
 from app.retry_after import retry_after_seconds
 
@@ -88,8 +89,11 @@ class Salesforce(Connector):
             return [n for n, o in enumerate(outcomes) if o is None]
 
         try:
+            hold_back(requests, outcomes)
             self._find_or_create(requests, still_open(), who, outcomes)
+            hold_back(requests, outcomes)
             self._log(requests, still_open(), who, outcomes, activities)
+            hold_back(requests, outcomes)
             self._fields(requests, still_open(), who, outcomes)
         except (CrmThrottled, CrmRetryable, CrmPermanent) as exc:
             for n in still_open():  # a failed call, not a failed record: all of them wait

@@ -57,7 +57,9 @@ def test_urgent_sends_stay_fast_while_the_crm_is_down_and_replies_flood_in(
 
         def reply(n: int) -> int:
             body = f"reply {n}"
-            return fake.post_inbound(url, from_=f"+1202556{n:04d}", to=SENDER, body=body).status_code
+            return fake.post_inbound(
+                url, from_=f"+1202556{n:04d}", to=SENDER, body=body
+            ).status_code
 
         with ThreadPoolExecutor(max_workers=8) as pool:
             flooding.set()
