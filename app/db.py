@@ -103,6 +103,10 @@ def make_engine(settings: Settings) -> Engine:
         pool_timeout=5,
         # Fail fast when Postgres is unreachable, so the API can answer 503 promptly.
         connect_args={"connect_timeout": 3, "application_name": "switchboard"},
+        # A flush of many updated rows (a CRM batch's outcomes) in pages of statements,
+        # not one round trip per row; INSERTs stay one multi-row statement.
+        executemany_mode="values_plus_batch",
+        executemany_batch_page_size=500,
     )
     _ping_if_idle(engine)
     return engine

@@ -27,6 +27,7 @@ import json
 import logging
 import time
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -60,6 +61,17 @@ log = logging.getLogger(__name__)
 SYNC_LEASE = timedelta(seconds=60)  # a claimed sync is handed on again after this
 DRAIN_LEASE = timedelta(seconds=60)  # so is a connection whose drain was lost
 UNFINISHED = ("pending", "running")
+CLAIMED = {"claimed": True}
+# A message's facts a write needs, in MessageFacts' order.
+FACTS = (
+    Message.id,
+    Message.direction,
+    Message.channel,
+    Message.body,
+    Message.status,
+    Message.status_reason,
+    Message.created_at,
+)
 
 
 @dataclass
@@ -203,17 +215,22 @@ def claim(db: Database, connection: CrmConnection, size: int) -> Claimed:
         if not syncs:
             return Claimed([], [], {})
         contacts = {
-            c.id: c
-            for c in session.scalars(
-                select(Contact).where(Contact.id.in_({s.contact_id for s in syncs}))
+            row.id: row
+            for row in session.execute(
+                select(Contact.id, Contact.phone, Contact.crm_refs).where(
+                    Contact.id.in_({s.contact_id for s in syncs})
+                )
             )
         }
         message_ids = {s.message_id for s in syncs if s.message_id}
-        messages = (
-            {m.id: m for m in session.scalars(select(Message).where(Message.id.in_(message_ids)))}
-            if message_ids
-            else {}
-        )
+        messages = {
+            row.id: row
+            for row in (
+                session.execute(select(*FACTS).where(Message.id.in_(message_ids)))
+                if message_ids
+                else []
+            )
+        }
         activities: dict[str, str] = {}
         if message_ids:
             for message_id, activity in session.execute(
@@ -246,7 +263,7 @@ def claim(db: Database, connection: CrmConnection, size: int) -> Claimed:
                     external_id=f"{connection.id}:{sync.source_key}",
                     phone=contact.phone,
                     known_contact=_ref((contact.crm_refs or {}).get(connection.id)),
-                    message=_facts(message) if message is not None else None,
+                    message=MessageFacts(*message) if message is not None else None,
                     known_activity=activities.get(message.id) if message is not None else None,
                     details=dict(sync.payload),
                     # Never claimed before: no lease ran out, no attempt or throttle recorded.
@@ -257,22 +274,15 @@ def claim(db: Database, connection: CrmConnection, size: int) -> Claimed:
             )
             ids.append(sync.id)
             owners.append(sync.contact_id)
-            sync.status, sync.next_attempt_at = "running", now + SYNC_LEASE
-            sync.result = {**sync.result, "claimed": True}
+        if ids:  # one statement for the batch (a claimed sync's result is only this mark)
+            session.execute(
+                update(CrmSync)
+                .where(CrmSync.id.in_(ids))
+                .values(status="running", next_attempt_at=now + SYNC_LEASE, result=CLAIMED)
+                .execution_options(synchronize_session=False)
+            )
         _renew_lease(session, connection.id)
         return Claimed(ids, requests, settled, owners)
-
-
-def _facts(message: Message) -> MessageFacts:
-    return MessageFacts(
-        id=message.id,
-        direction=message.direction,
-        channel=message.channel,
-        body=message.body,
-        status=message.status,
-        status_reason=message.status_reason,
-        at=message.created_at,
-    )
 
 
 # -- recording
@@ -392,43 +402,87 @@ def _drain(
     sleep: Callable[[float], None],
     report: DrainReport,
 ) -> None:
+    """Claim batch after batch; each is sent and recorded by a second thread while the
+    next is claimed (its contacts' syncs are ``running`` meanwhile, so the next claim
+    leaves them alone, and a contact's writes still go in order)."""
+    connection = _load(db, connection_id)
+    if connection is None:
+        return
+    budget = Budget(db, limiter, connection.id, connection.kind, connection.limits)
+    connector = connector_for(connection.kind, json.loads(connection.config), budget)
+    size = min(budget.limits.batch_size, connector.batch_size)
     deadline = time.monotonic() + settings.drain_seconds
-    while True:
-        connection = _load(db, connection_id)
-        if connection is None:
-            return
-        paused = connection.paused_until
-        if connection.active and paused is not None and paused > utcnow():
-            report.resume_in = (paused - utcnow()).total_seconds()
-            break
-        budget = Budget(db, limiter, connection.id, connection.kind, connection.limits)
-        connector = connector_for(connection.kind, json.loads(connection.config), budget)
-        size = min(budget.limits.batch_size, connector.batch_size)
-        claimed_at = time.monotonic()
-        # A contact's writes go together (a reply: its activity, then its routing outcome).
-        claimed = claim(db, connection, 2 * size)
-        report.results += list(claimed.results.values())
-        if not claimed.requests:
-            if not claimed.results:
+    in_flight: Future[list[Outcome]] | None = None
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="crm-write") as writer:
+        while True:
+            connection = _load(db, connection_id)
+            if connection is None:
                 break
-            continue
-        outcomes = _in_turn(claimed.contact_ids, _send(connector, claimed.requests))
-        results = record(db, settings, connection.id, claimed.sync_ids, outcomes)
-        report.results += [r for r in results.values() if r != "waiting"]  # untried
-        waits = [o for o in outcomes if isinstance(o, CrmThrottled)]
-        if waits:
-            _wait(budget, waits, report)
-            break
-        if should_stop() or time.monotonic() >= deadline:
-            report.more = True
-            break
-        if len(claimed.sync_ids) + len(claimed.results) < size:  # well short of a full claim
-            # Short: a trickle. Let the next second's syncs gather into one batch.
-            gather = budget.limits.batch_seconds
-            sleep(max(0.0, claimed_at + gather - time.monotonic()))
+            paused = connection.paused_until
+            if connection.active and paused is not None and paused > utcnow():
+                report.resume_in = (paused - utcnow()).total_seconds()
+                break
+            claimed_at = time.monotonic()
+            # A contact's writes go together (a reply: its activity, then its routing outcome).
+            claimed = claim(db, connection, 2 * size)
+            report.results += list(claimed.results.values())
+            waited = False
+            if in_flight is not None:
+                waited = _collect(in_flight.result(), budget, report)
+                in_flight = None
+            if claimed.requests:
+                in_flight = writer.submit(
+                    _write, db, settings, connector, connection.id, claimed, report
+                )
+            elif not claimed.results:
+                break  # nothing due
+            if waited:
+                break
+            if should_stop() or time.monotonic() >= deadline:
+                report.more = True
+                break
+            if len(claimed.sync_ids) + len(claimed.results) < size:  # well short of full
+                # A trickle: let the next second's syncs gather into one batch.
+                sleep(max(0.0, claimed_at + budget.limits.batch_seconds - time.monotonic()))
+        if in_flight is not None:
+            _collect(in_flight.result(), budget, report)
     if not report.results:
         with db.session() as session:
             report.results = ["waiting" if has_unfinished(session, connection_id) else "idle"]
+
+
+def _write(
+    db: Database,
+    settings: Settings,
+    connector: Any,
+    connection_id: str,
+    claimed: Claimed,
+    report: DrainReport,
+) -> list[Outcome]:
+    """Send one claimed batch and record its outcomes; the outcomes, for the drain."""
+    sending = time.monotonic()
+    outcomes = _in_turn(claimed.contact_ids, _send(connector, claimed.requests))
+    recording = time.monotonic()
+    results = record(db, settings, connection_id, claimed.sync_ids, outcomes)
+    report.results += [r for r in results.values() if r != "waiting"]  # untried: not counted
+    log.info(
+        "crm batch written",
+        extra={
+            "connection_id": connection_id,
+            "syncs": len(claimed.sync_ids),
+            "send_ms": round((recording - sending) * 1000),
+            "record_ms": round((time.monotonic() - recording) * 1000),
+        },
+    )
+    return outcomes
+
+
+def _collect(outcomes: list[Outcome], budget: Budget, report: DrainReport) -> bool:
+    """A written batch's waits: True when the connection must wait (the drain stops)."""
+    waits = [o for o in outcomes if isinstance(o, CrmThrottled)]
+    if waits:
+        _wait(budget, waits, report)
+    return bool(waits)
 
 
 def _send(connector: Any, requests: list[SyncRequest]) -> list[Outcome]:

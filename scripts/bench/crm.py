@@ -37,6 +37,7 @@ if _REPO_ROOT not in sys.path:
 
 import argparse
 import contextlib
+import multiprocessing
 import os
 import secrets
 import subprocess
@@ -48,6 +49,7 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import Any
 from urllib.parse import urlencode
 
 import requests
@@ -261,10 +263,33 @@ def flood(
     area: int,
     during: Callable[[], None] | None = None,
 ) -> Flood:
-    """Signed inbound replies at ``rate`` a second, each from a new number (in ``area``)."""
+    """Signed inbound replies at ``rate`` a second, each from a new number (in ``area``),
+    POSTed from a process of their own: the fakes that stand in for the CRMs and the
+    provider live in this one, and the flood's threads would slow their answers."""
     url = webhook_url(pipeline.app_url, "twilio", tenant.account)
+    context = multiprocessing.get_context("fork")
+    parent, child = context.Pipe(duplex=False)
+    args = (url, twilio.account_sid, twilio.auth_token, rate, seconds, tag, area, child)
+    poster = context.Process(target=_post_replies, args=args, daemon=True)
+    poster.start()
+    child.close()
+    side = threading.Thread(target=during, daemon=True) if during else None
+    if side is not None:
+        side.start()
+    sent, errors = parent.recv()
+    poster.join()
+    if side is not None:
+        side.join()
+    return Flood(sent, errors)
+
+
+def _post_replies(
+    url: str, account_sid: str, auth_token: str, rate: float, seconds: float, tag: str,
+    area: int, out: Any,
+) -> None:  # fmt: skip
     total = int(rate * seconds)
-    done = Flood()
+    sent: dict[str, float] = {}
+    errors: list[int] = []
     local = threading.local()
 
     def post(n: int) -> None:
@@ -272,32 +297,32 @@ def flood(
         local.session = session
         token = f"{tag}-{n}"
         params = {
-            "MessageSid": f"SM{tag}{n:030x}", "AccountSid": twilio.account_sid,
+            "MessageSid": f"SM{tag}{n:030x}", "AccountSid": account_sid,
             "From": f"+1{area}555{n:04d}", "To": SENDER, "Body": token,
             "NumMedia": "0", "SmsStatus": "received",
         }  # fmt: skip
         headers = {
-            "X-Twilio-Signature": sign(twilio.auth_token, url, params),
+            "X-Twilio-Signature": sign(auth_token, url, params),
             "Content-Type": "application/x-www-form-urlencoded",
         }
-        done.sent[token] = time.time()
-        r = session.post(url, data=urlencode(params), headers=headers, timeout=30)
-        if r.status_code != 200:
-            done.errors.append(r.status_code)
+        sent[token] = time.time()
+        try:
+            r = session.post(url, data=urlencode(params), headers=headers, timeout=30)
+            status = r.status_code
+        except requests.RequestException:
+            status = 0
+        if status != 200:
+            errors.append(status)
 
-    side = threading.Thread(target=during, daemon=True) if during else None
     t0 = time.monotonic()
     with ThreadPoolExecutor(max_workers=64) as pool:
-        if side is not None:
-            side.start()
         for n in range(total):
             delay = t0 + n / rate - time.monotonic()
             if delay > 0:
                 time.sleep(delay)
             pool.submit(post, n)
-    if side is not None:
-        side.join()
-    return done
+    out.send((sent, errors))
+    out.close()
 
 
 def wait_for(count: Callable[[], int], total: int, wait: float) -> float:
