@@ -12,9 +12,10 @@ database on the embedded backend):
 - the day: only ``daily_share`` of the daily allowance (default half), so the
   customer's other integrations keep theirs.
 
-A call waits for its turn inline when that is short (``INLINE_WAIT``); a longer wait, or a
-429 from the CRM, pauses the whole connection (``paused_until`` on its row, so every
-process sees it), and its syncs wait until then without using an attempt.
+A call waits for its turn inline when that is short (``INLINE_WAIT``); a longer wait ends
+the batch, whose syncs wait (as ``budget``) without using an attempt. A 429 from the CRM,
+its remaining count at zero, or the connection's daily share used up pauses the whole
+connection (``paused_until`` on its row, so every process sees it) until then.
 """
 
 from __future__ import annotations
