@@ -101,6 +101,9 @@ class Settings:
     crm_retry_base_seconds: float = 2.0
     crm_retry_max_seconds: float = 300.0
     crm_sweep_window_seconds: float = 24 * 3600.0
+    # A claimed CRM sync, and a connection's drain, are handed on when a worker holding
+    # them is lost this long (longer than a batch's calls at their timeouts take).
+    crm_lease_seconds: float = 120.0
     # Batch hot paths: a dispatch claims up to this many queued messages of one lane in one
     # statement (fair between tenants); a receipts batch applies up to this many inbox rows.
     dispatch_batch_size: int = 100
@@ -389,6 +392,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         crm_retry_base_seconds=_float(env, "CRM_RETRY_BASE_SECONDS", 2.0),
         crm_retry_max_seconds=_float(env, "CRM_RETRY_MAX_SECONDS", 300.0),
         crm_sweep_window_seconds=_float(env, "CRM_SWEEP_WINDOW_SECONDS", 24 * 3600.0),
+        crm_lease_seconds=_float(env, "CRM_LEASE_SECONDS", 120.0),
         dispatch_batch_size=_int(env, "DISPATCH_BATCH_SIZE", 100, minimum=1, maximum=1000),
         receipt_batch_size=_int(env, "RECEIPT_BATCH_SIZE", 200, minimum=1, maximum=1000),
         send_concurrency=_int(env, "SEND_CONCURRENCY", 256, minimum=1, maximum=1024),

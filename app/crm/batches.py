@@ -58,8 +58,6 @@ from config import Settings
 
 log = logging.getLogger(__name__)
 
-SYNC_LEASE = timedelta(seconds=60)  # a claimed sync is handed on again after this
-DRAIN_LEASE = timedelta(seconds=60)  # so is a connection whose drain was lost
 UNFINISHED = ("pending", "running")
 CLAIMED = {"claimed": True}
 # A message's facts a write needs, in MessageFacts' order.
@@ -93,7 +91,7 @@ class Claimed:
 # -- the lease
 
 
-def take_lease(db: Database, connection_id: str) -> bool:
+def take_lease(db: Database, connection_id: str, lease: timedelta) -> bool:
     now = utcnow()
     with db.session() as session:
         taken = session.execute(
@@ -102,17 +100,17 @@ def take_lease(db: Database, connection_id: str) -> bool:
                 CrmConnection.id == connection_id,
                 (CrmConnection.drain_until.is_(None)) | (CrmConnection.drain_until < now),
             )
-            .values(drain_until=now + DRAIN_LEASE)
+            .values(drain_until=now + lease)
             .execution_options(synchronize_session=False)
         )
         return bool(getattr(taken, "rowcount", 0))
 
 
-def _renew_lease(session: Session, connection_id: str) -> None:
+def _renew_lease(session: Session, connection_id: str, lease: timedelta) -> None:
     session.execute(
         update(CrmConnection)
         .where(CrmConnection.id == connection_id)
-        .values(drain_until=utcnow() + DRAIN_LEASE)
+        .values(drain_until=utcnow() + lease)
         .execution_options(synchronize_session=False)
     )
 
@@ -197,7 +195,7 @@ def _dead(sync: CrmSync, why: str) -> str:
     return "dead"
 
 
-def claim(db: Database, connection: CrmConnection, size: int) -> Claimed:
+def claim(db: Database, connection: CrmConnection, size: int, lease: timedelta) -> Claimed:
     """Claim up to ``size`` due syncs of ``connection`` and build their writes."""
     now = utcnow()
     with db.session() as session:
@@ -278,10 +276,10 @@ def claim(db: Database, connection: CrmConnection, size: int) -> Claimed:
             session.execute(
                 update(CrmSync)
                 .where(CrmSync.id.in_(ids))
-                .values(status="running", next_attempt_at=now + SYNC_LEASE, result=CLAIMED)
+                .values(status="running", next_attempt_at=now + lease, result=CLAIMED)
                 .execution_options(synchronize_session=False)
             )
-        _renew_lease(session, connection.id)
+        _renew_lease(session, connection.id, lease)
         return Claimed(ids, requests, settled, owners)
 
 
@@ -380,7 +378,7 @@ def drain_connection(
     wake flag there): a sync committed after it publishes a new wake, and one committed
     before it is seen by the last look for due work, after the lease is given back.
     """
-    if not take_lease(db, connection_id):
+    if not take_lease(db, connection_id, timedelta(seconds=settings.crm_lease_seconds)):
         return DrainReport(busy=True)
     report = DrainReport()
     try:
@@ -412,6 +410,7 @@ def _drain(
     connector = connector_for(connection.kind, json.loads(connection.config), budget)
     size = min(budget.limits.batch_size, connector.batch_size)
     deadline = time.monotonic() + settings.drain_seconds
+    lease = timedelta(seconds=settings.crm_lease_seconds)
     in_flight: Future[list[Outcome]] | None = None
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="crm-write") as writer:
         while True:
@@ -424,7 +423,7 @@ def _drain(
                 break
             claimed_at = time.monotonic()
             # A contact's writes go together (a reply: its activity, then its routing outcome).
-            claimed = claim(db, connection, 2 * size)
+            claimed = claim(db, connection, 2 * size, lease)
             report.results += list(claimed.results.values())
             waited = False
             if in_flight is not None:
