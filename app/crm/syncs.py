@@ -16,6 +16,7 @@ from sqlalchemy import and_, or_, select, update
 from sqlalchemy.orm import Session
 
 from app.broker import QueueNames, TaskNames
+from app.crm.budget import limits_of
 from app.db import Database
 from app.models import CrmConnection, CrmSync
 from app.models.types import utcnow
@@ -166,8 +167,6 @@ def waiting_connections(session: Session, tenant_id: str | None = None) -> list[
 
 def budget_view(connection: CrmConnection, now: Any = None) -> dict[str, Any]:
     """What a connection may spend, and whether it waits: for ``crm`` commands and reports."""
-    from app.crm.budget import limits_of
-
     now = now or utcnow()
     paused = (
         connection.paused_until
