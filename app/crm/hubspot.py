@@ -67,7 +67,10 @@ class HubSpot(Connector):
         raise _classify(response, f"{method} {path}")
 
     def observe(self, response: Any) -> None:
-        """HubSpot states its limits on each answer: learn them, and stop at zero."""
+        """HubSpot states its limits on each answer: learn them, and stop at zero. (A 429
+        is read by ``_classify``: its headers describe the refusal, not the plan.)"""
+        if response.status_code >= 300:
+            return
         headers = response.headers
         stated = {
             "calls": _int(headers.get("X-HubSpot-RateLimit-Max")),

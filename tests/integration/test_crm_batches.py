@@ -199,6 +199,8 @@ def test_a_429_pauses_the_whole_connection_and_the_reports_say_until_when(
             assert connection is not None and connection.paused_until is not None
             assert connection.paused_until > utcnow() + timedelta(seconds=5)
             assert (connection.pause_reason or "").startswith("throttled")
+            # A 429's headers describe the refusal, not the plan: nothing learned from them.
+            assert limits_of("hubspot", connection.limits).window_seconds == 10.0
         waiting = [s for s in syncs(db, tw.tenant_id) if s.status == "pending" and s.throttles]
         assert waiting and all(s.attempts == 0 for s in waiting)  # a throttle is no failure
         asked = len(hub.requests)
