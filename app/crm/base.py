@@ -131,11 +131,8 @@ def hold_back(requests: Sequence[SyncRequest], outcomes: list[Any]) -> None:
 class Unlimited:
     """The budget of a connector used on its own (tests, the benchmark's floor)."""
 
-    def __init__(self) -> None:
-        self.calls = 0
-
     def take(self, *, search: bool = False) -> None:
-        self.calls += 1
+        pass
 
     def pause(self, seconds: float, reason: str) -> datetime:
         return datetime.now(UTC) + timedelta(seconds=seconds)

@@ -181,7 +181,6 @@ class Budget:
         self.stored = dict(stored or {})
         self.limits = limits_of(kind, self.stored)
         self.sleep = sleep
-        self.calls = 0  # what this process spent through it (the benchmark reads it)
         self.paused_until: datetime | None = None
         self.pause_reason = ""
 
@@ -212,7 +211,6 @@ class Budget:
                         self.pause(wait, f"budget: {reason}")
                     raise CrmBudgetWait(f"budget: {reason}", wait)
                 self.sleep(wait)
-        self.calls += 1
 
     def pause(self, seconds: float, reason: str) -> datetime:
         """Stop every process's calls on this connection for ``seconds``."""
