@@ -16,6 +16,7 @@ is checked against the client once, batch calls included, so the two speak the s
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 from typing import Any
 
 from app.crm.base import (
@@ -191,8 +192,6 @@ class _Run:
         return {"id": found, "type": "contact"} if found else {}
 
     def with_contact(self, n: int) -> SyncRequest:
-        from dataclasses import replace
-
         request = self.requests[n]
         return replace(request, known_contact=self.contact(n) or request.known_contact)
 
