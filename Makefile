@@ -43,7 +43,7 @@ unit: $(STAMP)
 
 ## Every benchmark, each figure beside its baseline (about 90 minutes on 2 CPUs: mostly the soak).
 bench: $(STAMP)
-	$(BIN)/python scripts/bench/run.py
+	$(BIN)/python scripts/bench/run.py --runs 3
 	$(BIN)/python scripts/bench/dispatch.py
 	$(BIN)/python scripts/bench/embedded.py
 	$(BIN)/python scripts/bench/growth.py

@@ -43,15 +43,18 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         limiter.client if isinstance(limiter, RedisLimiter) else None,
         settings.broker_keyprefix or "",
     )
-    install_outbox(db, celery, wakes)
+    outbox = install_outbox(db, celery, wakes)
     install_crm_hook(db.sessionmaker)
     app.extensions["switchboard.settings"] = settings
     app.extensions["switchboard.db"] = db
     app.extensions["celery"] = celery
     app.extensions["switchboard.wakes"] = wakes
+    app.extensions["switchboard.outbox"] = outbox
     app.extensions["switchboard.limiter"] = limiter
     # API keys and their tenants (app.api.auth), for AUTH_CACHE_SECONDS.
     app.extensions["switchboard.key_cache"] = TTLCache(settings.auth_cache_seconds)
+    # Channel accounts and their webhook secrets (app.api.webhooks), for ACCOUNT_CACHE_SECONDS.
+    app.extensions["switchboard.signer_cache"] = TTLCache(settings.account_cache_seconds)
     celery.flask_app = app
 
     register_error_handlers(app)

@@ -17,7 +17,9 @@ import logging
 import os
 import threading
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import timedelta
+from typing import Any, Protocol
 
 from celery import Celery
 from sqlalchemy import delete, event, inspect, select
@@ -119,10 +121,33 @@ class PublishedRows:
         return len(ids)
 
 
+class Publishable(Protocol):
+    """An outbox row as far as publishing it goes: ``OutboxRow``, or a ``Written`` row."""
+
+    @property
+    def id(self) -> int: ...
+    @property
+    def task_name(self) -> str: ...
+    @property
+    def queue(self) -> str: ...
+    @property
+    def args(self) -> list[Any]: ...
+
+
+@dataclass(frozen=True)
+class Written:
+    """An outbox row written by a statement of its own, outside the ORM (a hot path)."""
+
+    id: int
+    task_name: str
+    queue: str
+    args: list[Any]
+
+
 def publish_rows(
     celery: Celery,
     published_rows: PublishedRows,
-    rows: Sequence[tuple[OutboxRow, str | None]],
+    rows: Sequence[tuple[Publishable, str | None]],
     wakes: Wakes | None = None,
 ) -> int:
     """Publish rows in order, and owe the deletion of the ones the broker took.
@@ -151,16 +176,31 @@ def publish_rows(
     return len(published)
 
 
-def install_outbox(db: Database, celery: Celery, wakes: Wakes | None = None) -> None:
-    """Publish a session's outbox rows after it commits; forget them if it rolls back."""
-    published_rows = PublishedRows(db)
+@dataclass(frozen=True)
+class Outbox:
+    """Publishes committed outbox rows; one per process and database (``install_outbox``)."""
+
+    celery: Celery
+    published_rows: PublishedRows
+    wakes: Wakes | None = None
+
+    def publish(self, rows: Sequence[tuple[Publishable, str | None]]) -> int:
+        """Publish rows already committed (``publish_rows``); the relay covers a failure."""
+        return publish_rows(self.celery, self.published_rows, rows, self.wakes)
+
+
+def install_outbox(db: Database, celery: Celery, wakes: Wakes | None = None) -> Outbox:
+    """Publish a session's outbox rows after it commits; forget them if it rolls back.
+
+    Returns the publisher, for the hot paths that write their rows outside a Session."""
+    outbox = Outbox(celery, PublishedRows(db), wakes)
 
     def after_commit(session: Session) -> None:
         if session.in_nested_transaction():
             return  # a savepoint was released: the rows are not committed until the outer one
         rows = session.info.pop(_PENDING, None)
         if rows:
-            publish_rows(celery, published_rows, rows, wakes)
+            outbox.publish(rows)
 
     def after_rollback(session: Session) -> None:
         if session.in_nested_transaction():
@@ -172,6 +212,7 @@ def install_outbox(db: Database, celery: Celery, wakes: Wakes | None = None) -> 
 
     event.listen(db.sessionmaker, "after_commit", after_commit)
     event.listen(db.sessionmaker, "after_rollback", after_rollback)
+    return outbox
 
 
 def relay(celery: Celery, db: Database, grace: timedelta, batch: int = 500) -> int:

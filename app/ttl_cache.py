@@ -49,6 +49,11 @@ class TTLCache(Generic[K, V]):
                     del self._entries[next(iter(self._entries))]
         return value
 
+    def forget(self, key: K) -> None:
+        """Drop one entry: the next ``get`` loads it afresh."""
+        with self._lock:
+            self._entries.pop(key, None)
+
     def clear(self) -> None:
         with self._lock:
             self._entries.clear()

@@ -88,6 +88,11 @@ class Settings:
     # API keys and their tenants are cached this long per process (0: off): a revoked key,
     # or a tenant's changed settings, reach the API within this many seconds.
     auth_cache_seconds: int = 5
+    # Channel accounts (credentials decrypted) and their active webhook secrets are cached
+    # this long per process for the webhook route (0: off). A secret added by a rotation
+    # verifies at once (a failed verification reloads once); one deactivated, and a
+    # changed auth token, stop verifying within this many seconds.
+    account_cache_seconds: int = 30
     # The embedded (SQLite) broker is polled this often when its queues are empty.
     embedded_broker_poll_seconds: float = 0.1
     # Namespaces every broker key (kombu's global_keyprefix): several deployments, one Redis.
@@ -366,6 +371,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         broker_visibility_timeout=_int(env, "BROKER_VISIBILITY_TIMEOUT", 3600, minimum=60),
         embedded_broker_poll_seconds=_float(env, "EMBEDDED_BROKER_POLL_SECONDS", 0.1),
         auth_cache_seconds=_int(env, "AUTH_CACHE_SECONDS", 5, minimum=0, maximum=300),
+        account_cache_seconds=_int(env, "ACCOUNT_CACHE_SECONDS", 30, minimum=0, maximum=300),
         outbox_relay_interval=_float(env, "OUTBOX_RELAY_INTERVAL", 5.0),
         outbox_relay_grace=_float(env, "OUTBOX_RELAY_GRACE", 10.0),
         release_interval=_float(env, "RELEASE_INTERVAL", 1.0),

@@ -18,7 +18,8 @@ from app.api.auth import require_scope
 from app.api.bodies import json_object
 from app.api.errors import Problem, validation_problem
 from app.api.representations import message_view
-from app.api.session import request_session
+from app.api.session import get_db, request_session
+from app.broker import TaskNames
 from app.messaging.intake import (
     IdempotencyConflict,
     PolicyRefused,
@@ -26,12 +27,14 @@ from app.messaging.intake import (
     find_by_idempotency_key,
     replay_or_conflict,
 )
+from app.messaging.intake_pg import NewMessage, accept_fast
 from app.messaging.intents import SendIntent, request_hash
 from app.messaging.ratelimit import Rate, RateLimiter
 from app.messaging.routing import NoRoute
 from app.messaging.states import CANCELABLE, Status, apply_transition
 from app.models import Contact, Message, MessageEvent, Tenant
 from app.models.types import is_id
+from app.outbox import Outbox, Written
 from config import Settings
 
 bp = Blueprint("messages", __name__, url_prefix="/v1/messages")
@@ -91,6 +94,24 @@ def create_message() -> Any:
     tenant: Tenant = g.tenant
     _check_api_rate(session, tenant)
     digest = request_hash(payload)
+    engine = get_db().engine
+    if engine.dialect.name == "postgresql":
+        if session.in_transaction():  # the database rate limiter's bucket: release it now
+            session.commit()
+        try:
+            accepted = accept_fast(
+                engine, _settings(), tenant, intent, idempotency_key=key, payload_hash=digest
+            )
+        except IntegrityError:  # a concurrent request with the same key: the general path
+            accepted = None
+        if accepted is not None:
+            message = accepted.message
+            if accepted.outbox_id is not None:
+                outbox: Outbox = current_app.extensions["switchboard.outbox"]
+                row = Written(accepted.outbox_id, TaskNames.DISPATCH, accepted.lane, [message.id])
+                outbox.publish([(row, accepted.tenant_id)])
+            return _created(message, intent.to, created=True)
+    # The general path: a replay or a conflict, a refusal, no route, another zone, or SQLite.
     try:
         result = accept_intent(
             session, _settings(), tenant, intent, idempotency_key=key, payload_hash=digest
@@ -124,8 +145,12 @@ def create_message() -> Any:
             result = replay_or_conflict(existing, digest)
         except IdempotencyConflict as exc:
             raise _conflict(exc.message_id) from None
-    body = message_view(result.message, intent.to)
-    return body, 202 if result.created else 200, {"Location": f"/v1/messages/{result.message.id}"}
+    return _created(result.message, intent.to, created=result.created)
+
+
+def _created(message: Message | NewMessage, phone: str, *, created: bool) -> Any:
+    body = message_view(message, phone)
+    return body, 202 if created else 200, {"Location": f"/v1/messages/{message.id}"}
 
 
 def _load(message_id: str, lock: bool = False) -> tuple[Message, str]:

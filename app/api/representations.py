@@ -6,6 +6,7 @@ import json
 from datetime import UTC, datetime
 from typing import Any
 
+from app.messaging.intake_pg import NewMessage
 from app.models import Message, MessageEvent
 
 
@@ -28,7 +29,7 @@ def event_view(event: MessageEvent) -> dict[str, Any]:
 
 
 def message_view(
-    message: Message, phone: str, events: list[MessageEvent] | None = None
+    message: Message | NewMessage, phone: str, events: list[MessageEvent] | None = None
 ) -> dict[str, Any]:
     view: dict[str, Any] = {
         "id": message.id,

@@ -8,18 +8,22 @@ processing through the outbox.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from flask import Blueprint, Response, current_app, request
 from sqlalchemy import select
 
 from app.api.errors import Problem
-from app.api.session import request_session
-from app.messaging.inbox import store_callback
+from app.api.session import get_db, request_session
+from app.messaging.inbox import store_callback, store_callback_at_once
 from app.models import ChannelAccount, WebhookSecret
 from app.models.types import is_id
+from app.outbox import Outbox
 from app.providers import PROVIDERS, webhook_url
-from app.providers.base import MalformedWebhook, SignatureError, WebhookRequest
+from app.providers.base import MalformedWebhook, Provider, SignatureError, WebhookRequest
+from app.ttl_cache import TTLCache
+from app.wakes import INBOX
 from config import Settings
 
 bp = Blueprint("webhooks", __name__, url_prefix="/webhooks")
@@ -33,16 +37,19 @@ def _signed_url(provider: str, account_id: str) -> str:
     return f"{url}?{query}" if query else url
 
 
-@bp.post("/<provider_name>/<account_id>")
-def provider_webhook(provider_name: str, account_id: str) -> Any:
-    raw = request.get_data(cache=True)  # 413 past MAX_CONTENT_LENGTH
-    provider = PROVIDERS.get(provider_name)
-    if provider is None or not is_id(account_id, "acc"):
-        raise Problem(404, "not_found", f"no {provider_name[:20]} account with this id")
+@dataclass(frozen=True)
+class Signer:
+    """An account (detached, its credentials decrypted) and its active webhook secrets."""
+
+    account: ChannelAccount
+    secrets: tuple[str, ...]
+
+
+def _load_signer(account_id: str) -> Signer | None:
     session = request_session()
     account = session.get(ChannelAccount, account_id)
-    if account is None or account.provider != provider.name:
-        raise Problem(404, "not_found", f"no {provider.name} account with this id")
+    if account is None:
+        return None
     secrets = session.scalars(
         select(WebhookSecret.secret).where(
             WebhookSecret.account_id == account.id,
@@ -50,23 +57,77 @@ def provider_webhook(provider_name: str, account_id: str) -> Any:
             WebhookSecret.active.is_(True),
         )
     ).all()
-    incoming = WebhookRequest(
-        url=_signed_url(provider.name, account.id),
-        body=raw,
-        headers={k.lower(): v for k, v in request.headers.items()},
-        content_type=request.mimetype,
-    )
+    session.expunge(account)  # shared by later requests: never tied to this one's session
+    session.close()  # the connection goes back to the pool before the store takes one
+    return Signer(account, tuple(secrets))
+
+
+def _signers() -> TTLCache[str, Signer]:
+    cache: TTLCache[str, Signer] = current_app.extensions["switchboard.signer_cache"]
+    return cache
+
+
+def _signer(provider: Provider, account_id: str, fresh: bool = False) -> Signer:
+    """The account and secrets, cached per process (ACCOUNT_CACHE_SECONDS); 404 if none."""
+    if fresh:
+        _signers().forget(account_id)
+    signer = _signers().get(account_id, lambda: _load_signer(account_id))
+    if signer is None or signer.account.provider != provider.name:
+        raise Problem(404, "not_found", f"no {provider.name} account with this id")
+    return signer
+
+
+def _verified(provider: Provider, account_id: str, incoming: WebhookRequest) -> Signer:
+    """The signer whose credentials verify the request; 401/403 or 400 (unreadable) if none.
+
+    Cached credentials may predate a rotation, so a request that fails against them is
+    verified once more against the database's before it is refused."""
+    signer = _signer(provider, account_id)
     try:
-        provider.verify(account, secrets, incoming)
+        try:
+            provider.verify(signer.account, signer.secrets, incoming)
+        except SignatureError:
+            if _signers().ttl <= 0:
+                raise
+            signer = _signer(provider, account_id, fresh=True)
+            provider.verify(signer.account, signer.secrets, incoming)
     except SignatureError as exc:
         raise Problem(provider.signature_failure_status, "bad_signature", str(exc)) from None
     except MalformedWebhook as exc:  # unreadable before it could even be verified
         raise Problem(400, "malformed_body", exc.detail) from None
+    return signer
+
+
+@bp.post("/<provider_name>/<account_id>")
+def provider_webhook(provider_name: str, account_id: str) -> Any:
+    raw = request.get_data(cache=True)  # 413 past MAX_CONTENT_LENGTH
+    provider = PROVIDERS.get(provider_name)
+    if provider is None or not is_id(account_id, "acc"):
+        raise Problem(404, "not_found", f"no {provider_name[:20]} account with this id")
+    incoming = WebhookRequest(
+        url=_signed_url(provider.name, account_id),
+        body=raw,
+        headers={k.lower(): v for k, v in request.headers.items()},
+        content_type=request.mimetype,
+    )
+    signer = _verified(provider, account_id, incoming)
+    account = signer.account
     try:
         parsed = provider.parse(account, incoming)
     except MalformedWebhook as exc:
         raise Problem(400, "malformed_event", exc.detail, errors=exc.errors) from None
-    new = store_callback(session, account, provider.name, parsed.dedupe_key, incoming.text())
-    session.commit()
+    engine = get_db().engine
+    if engine.dialect.name == "postgresql":
+        row = store_callback_at_once(
+            engine, account, provider.name, parsed.dedupe_key, incoming.text()
+        )
+        new = row is not None
+        if row is not None:
+            outbox: Outbox = current_app.extensions["switchboard.outbox"]
+            outbox.publish([(row, INBOX)])
+    else:
+        session = request_session()
+        new = store_callback(session, account, provider.name, parsed.dedupe_key, incoming.text())
+        session.commit()
     ack = provider.acknowledge(parsed, new)
     return Response(ack.body, status=ack.status, content_type=ack.content_type)

@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+import json
 from datetime import timedelta
 
-from sqlalchemy import and_, delete, func, or_, select
+from sqlalchemy import Engine, and_, delete, func, or_, select
 from sqlalchemy.orm import Session
 
 from app.broker import QueueNames, TaskNames
-from app.db import Database, insert_ignore
+from app.db import Database, Prepared, execute_at_once, insert_ignore
 from app.models import ChannelAccount, InboxItem
 from app.models.types import new_id, utcnow
-from app.outbox import enqueue
+from app.outbox import Written, enqueue
+from app.security.crypto import keyring
 from app.wakes import INBOX
 
 
@@ -41,6 +43,51 @@ def store_callback(
     if inserted:
         enqueue(session, TaskNames.PROCESS_INBOX, [item_id], QueueNames.INTAKE, wake=INBOX)
     return inserted
+
+
+_STORE_SQL = """
+WITH item AS (
+    INSERT INTO webhook_inbox (id, tenant_id, account_id, provider, dedupe_key, payload,
+                               received_at, attempts)
+    VALUES (%(id)s, %(tenant_id)s, %(account_id)s, %(provider)s, %(dedupe_key)s, %(payload)s,
+            %(now)s, 0)
+    ON CONFLICT (account_id, dedupe_key) DO NOTHING
+    RETURNING id
+), wake AS (
+    INSERT INTO outbox (task_name, queue, args, attempts, created_at)
+    SELECT %(task_name)s, %(queue)s, %(args)s::json, 0, %(now)s FROM item
+    RETURNING id
+)
+SELECT id FROM wake
+"""
+_STORE = Prepared.of("switchboard_inbox_v1", _STORE_SQL, {"now": "timestamptz"})
+
+
+def store_callback_at_once(
+    engine: Engine, account: ChannelAccount, provider: str, dedupe_key: str, body: str
+) -> Written | None:
+    """``store_callback`` in one round trip on Postgres: the inbox row and its outbox row in
+    one statement, run in autocommit (atomic by itself). The outbox row to publish when the
+    callback is new; None for a duplicate, which wrote nothing."""
+    item_id = new_id("inb")
+    args = [item_id]
+    params = {
+        "id": item_id,
+        "tenant_id": account.tenant_id,
+        "account_id": account.id,
+        "provider": provider,
+        "dedupe_key": dedupe_key,
+        "payload": keyring().encrypt(body),
+        "now": utcnow(),
+        "task_name": TaskNames.PROCESS_INBOX,
+        "queue": QueueNames.INTAKE,
+        "args": json.dumps(args),
+    }
+    row = execute_at_once(engine, _STORE, params)
+    outbox_id = row[0] if row is not None else None
+    if outbox_id is None:
+        return None
+    return Written(int(outbox_id), TaskNames.PROCESS_INBOX, QueueNames.INTAKE, args)
 
 
 def redrive_deferred(db: Database, lost_after: timedelta) -> int:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from functools import lru_cache
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import phonenumbers
@@ -13,12 +14,18 @@ class InvalidPhoneNumber(ValueError):
     pass
 
 
+@lru_cache(maxsize=256)
+def _parse(text: str) -> phonenumbers.PhoneNumber:
+    """Parsed once per request: validation, then the time zone, read the same number."""
+    return phonenumbers.parse(text, None)
+
+
 def to_e164(raw: str) -> str:
     """Parse a number given in international form and return it in E.164, or raise."""
     if not raw.startswith("+"):
         raise InvalidPhoneNumber("must be in E.164 form, starting with + and the country code")
     try:
-        parsed = phonenumbers.parse(raw, None)
+        parsed = _parse(raw)
     except phonenumbers.NumberParseException as exc:
         raise InvalidPhoneNumber(f"not a phone number: {exc}") from None
     if not phonenumbers.is_valid_number(parsed):
@@ -33,11 +40,7 @@ def timezone_for(e164: str) -> str | None:
     agree all year; a US or Australian mobile may be in several real zones, so
     None (the caller falls back to the tenant's zone).
     """
-    zones = [
-        z
-        for z in pn_timezone.time_zones_for_number(phonenumbers.parse(e164, None))
-        if z != "Etc/Unknown"
-    ]
+    zones = [z for z in pn_timezone.time_zones_for_number(_parse(e164)) if z != "Etc/Unknown"]
     if not zones:
         return None
     clocks = {_offsets(z) for z in zones}

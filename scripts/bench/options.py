@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 DEFAULT_PG_URL = "postgresql+psycopg2://postgres@127.0.0.1:5432/postgres"
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
-TARGET_NAMES = ("floor", "webhook", "messages", "receipts")
+TARGET_NAMES = ("floor", "webhook", "twilio", "messages", "receipts")
 
 
 @dataclass(frozen=True)
@@ -28,6 +28,7 @@ class Options:
     receipts: int = 3000
     profile_dir: str | None = None
     threads: int | None = None
+    runs: int = 1
 
 
 def describe_bound(duration: float | None, requests: int | None) -> str:
@@ -50,6 +51,13 @@ def _parser() -> argparse.ArgumentParser:
         type=float,
         default=None,
         help="measured seconds per target (default 15, or unbounded with --requests)",
+    )
+    parser.add_argument(
+        "--runs",
+        type=int,
+        default=1,
+        help="measure the loaded targets this many times, each beside a floor of its own "
+        "(the receipts target runs once, in the first); a summary across runs follows",
     )
     parser.add_argument(
         "--requests",
@@ -142,6 +150,8 @@ def parse_args(argv: list[str] | None) -> Options:
         parser.error("--requests must be at least 1")
     if args.duration is not None and args.duration <= 0:
         parser.error("--duration must be positive")
+    if args.runs < 1:
+        parser.error("--runs must be at least 1")
     if args.receipts < 1:
         parser.error("--receipts must be at least 1")
     if args.warmup < 0:
@@ -165,4 +175,5 @@ def parse_args(argv: list[str] | None) -> Options:
         receipts=args.receipts,
         profile_dir=args.profile,
         threads=args.threads,
+        runs=args.runs,
     )

@@ -58,6 +58,8 @@ def summarize(
             answered = result.load.measured.total + result.load.warmup.total
             if answered:
                 entry["server_cpu_ms_per_request"] = round(1000 * result.server_cpu_s / answered, 2)
+                if result.db_cpu_s is not None:
+                    entry["db_cpu_ms_per_request"] = round(1000 * result.db_cpu_s / answered, 2)
         if result.applied_per_s is not None:
             entry["applied_per_s"] = round(result.applied_per_s, 1)
         targets[name] = entry
@@ -113,7 +115,8 @@ def _row(entry: dict[str, Any]) -> str:
         f"{lat['p99']:>8.1f} {errors:>16} {_fmt_ratio(vs.get('rps')):>9} "
         f"{_fmt_ratio(vs.get('p50')):>9} {_fmt_ratio(vs.get('p99')):>9} "
         f"{entry['loadgen_cpu_percent']:>6.0f}% "
-        f"{entry.get('server_cpu_ms_per_request', math.nan):>8.2f}"
+        f"{entry.get('server_cpu_ms_per_request', math.nan):>10.2f} "
+        f"{entry.get('db_cpu_ms_per_request', math.nan):>9.2f}"
     )
 
 
@@ -121,7 +124,8 @@ def _footer(summary: dict[str, Any]) -> list[str]:
     lines = [
         "",
         "  req/s counts 2xx answers; latencies cover every request; 'gen cpu' is the load "
-        "generator's own CPU (100% = one core); 'cpu ms/req' the server's CPU per request.",
+        "generator's own CPU (100% = one core); 'cpu ms/req' the server's CPU per request; "
+        "'db ms/req' Postgres's (its backends for this database) per request.",
     ]
     for name, entry in summary["targets"].items():
         if "applied_per_s" in entry:
@@ -143,34 +147,77 @@ def _footer(summary: dict[str, Any]) -> list[str]:
     return lines
 
 
-# The targets (issue: performance): req/s against the floor's, and the p99 against its p99.
-RPS_TARGETS = {"messages": 0.8, "webhook": 0.8, "receipts": 0.8}
+# The targets: req/s against the floor's, the p99 against its p99, and the server's CPU
+# per request. (The receipts target shares the CPUs with the worker applying them, so
+# its req/s is not held to the floor's; its end-to-end rate has a target of its own.)
+RPS_TARGETS = {"messages": 0.8, "webhook": 0.8, "twilio": 0.8}
 P99_TARGETS = {"messages": 2.0}
+CPU_TARGETS = {"messages": 2.5}
 RECEIPTS_TARGET = 2000
+
+
+def _checks(name: str, entry: dict[str, Any]) -> list[tuple[str, bool]]:
+    """Each target's figures against the targets: (what, hit)."""
+    vs = entry.get("vs_floor") or {}
+    checks = []
+    if name in RPS_TARGETS and vs.get("rps") is not None:
+        want = RPS_TARGETS[name]
+        checks.append((f"req/s {vs['rps']:.2f}x the floor (target >= {want}x)", vs["rps"] >= want))
+    if name in P99_TARGETS and vs.get("p99") is not None:
+        want = P99_TARGETS[name]
+        checks.append((f"p99 {vs['p99']:.2f}x the floor's (target <= {want}x)", vs["p99"] <= want))
+    cpu = entry.get("server_cpu_ms_per_request")
+    if name in CPU_TARGETS and cpu is not None:
+        want = CPU_TARGETS[name]
+        checks.append((f"CPU {cpu:.2f} ms/request (target <= {want} ms)", cpu <= want))
+    return checks
 
 
 def _verdicts(summary: dict[str, Any]) -> list[str]:
     lines = []
     for name, entry in summary["targets"].items():
-        vs = entry.get("vs_floor") or {}
-        checks = []
-        if name in RPS_TARGETS and vs.get("rps") is not None:
-            want = RPS_TARGETS[name]
-            checks.append(f"req/s {vs['rps']:.2f}x the floor (target >= {want}x): "
-                          f"{'HIT' if vs['rps'] >= want else 'MISS'}")  # fmt: skip
-        if name in P99_TARGETS and vs.get("p99") is not None:
-            want = P99_TARGETS[name]
-            checks.append(f"p99 {vs['p99']:.2f}x the floor's (target <= {want}x): "
-                          f"{'HIT' if vs['p99'] <= want else 'MISS'}")  # fmt: skip
+        checks = [f"{what}: {'HIT' if hit else 'MISS'}" for what, hit in _checks(name, entry)]
         if checks:
             lines.append(f"  {entry['endpoint']}: " + "; ".join(checks))
     return lines
 
 
+def render_across(summaries: list[dict[str, Any]]) -> str:
+    """Each target's ratio to its run's floor, CPU beside the floor's, and verdicts, per run."""
+    lines = ["", f"Across {len(summaries)} runs (each against the floor measured in that run):"]
+    names = [n for n in summaries[0]["targets"] if n != "floor"]
+    for name in names:
+        entries = [s["targets"][name] for s in summaries if name in s["targets"]]
+        floors = [s["targets"].get("floor", {}) for s in summaries if name in s["targets"]]
+        parts = []
+        for entry, floor in zip(entries, floors, strict=True):
+            vs = entry.get("vs_floor") or {}
+            cpu = entry.get("server_cpu_ms_per_request", math.nan)
+            floor_cpu = floor.get("server_cpu_ms_per_request", math.nan)
+            db = entry.get("db_cpu_ms_per_request", math.nan)
+            floor_db = floor.get("db_cpu_ms_per_request", math.nan)
+            parts.append(
+                f"rps {_fmt_ratio(vs.get('rps'))}, p99 {_fmt_ratio(vs.get('p99'))}, "
+                f"cpu {cpu:.2f} ms (floor {floor_cpu:.2f}), "
+                f"Postgres {db:.2f} ms (floor {floor_db:.2f})"
+            )
+        lines.append(f"  {entries[0]['endpoint']}:")
+        lines += [f"    run {i + 1}: {part}" for i, part in enumerate(parts)]
+        verdicts: dict[str, list[bool]] = {}
+        for entry in entries:
+            for what, hit in _checks(name, entry):
+                verdicts.setdefault(what.split(" ")[0], []).append(hit)
+        for what, hits in verdicts.items():
+            word = "HIT" if all(hits) else "MISS"
+            lines.append(f"    {what}: {word} (hit in {sum(hits)} of {len(hits)} runs)")
+    return "\n".join(lines)
+
+
 def render_table(summary: dict[str, Any]) -> str:
     header = (
         f"{'target':<30} {'req/s':>8} {'p50 ms':>8} {'p95 ms':>8} {'p99 ms':>8} {'errors':>16} "
-        f"{'rps/floor':>9} {'p50/floor':>9} {'p99/floor':>9} {'gen cpu':>7} {'cpu ms/req':>8}"
+        f"{'rps/floor':>9} {'p50/floor':>9} {'p99/floor':>9} {'gen cpu':>7} {'cpu ms/req':>8} "
+        f"{'db ms/req':>9}"
     )
     rows = [_row(entry) for entry in summary["targets"].values()]
     lines = [

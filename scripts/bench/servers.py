@@ -67,8 +67,8 @@ class Server:
             f"127.0.0.1:{self.port}",
             self.app_spec,
         ]
-        out = self.access_log.open("wb")
-        err = self.error_log.open("wb")
+        out = self.access_log.open("ab")  # appended: a server restarts for each run
+        err = self.error_log.open("ab")
         self._files = [out, err]
         self.started = True
         say(

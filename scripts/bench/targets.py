@@ -12,10 +12,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from sqlalchemy import text
+
 from app.providers.signing import sign_headers
 from scripts.bench.celery_worker import CeleryWorker
 from scripts.bench.common import SetupError, say
-from scripts.bench.fixtures import Environment
+from scripts.bench.fixtures import Environment, engine_for
 from scripts.bench.loadgen import HttpRequest, LoadResult, PhaseStats, RequestFactory, run_load
 from scripts.bench.options import Options, describe_bound
 from scripts.bench.profile import recording, summarize
@@ -48,6 +50,7 @@ class TargetResult:
     load: LoadResult | None = None
     applied_per_s: float | None = None  # receipts: applied end to end, not just answered
     server_cpu_s: float | None = None  # the server's CPU (master and workers) while loaded
+    db_cpu_s: float | None = None  # Postgres's CPU for the run's database while loaded
 
     @property
     def measured(self) -> PhaseStats | None:
@@ -63,8 +66,11 @@ def json_request(path: str, payload: dict[str, Any], headers: dict[str, str]) ->
     return HttpRequest("POST", path, body, {"Content-Type": "application/json", **headers})
 
 
-def build_targets(envir: Environment, app_url: str, plan: ReceiptsPlan) -> dict[str, Target]:
-    run_id = envir.run_id
+def build_targets(
+    envir: Environment, app_url: str, plan: ReceiptsPlan, run_index: int = 0
+) -> dict[str, Target]:
+    """The targets' requests; ``run_index`` keeps each run's ids apart (no duplicates)."""
+    run_id = f"{envir.run_id}{run_index}"
 
     def floor(n: int) -> HttpRequest:
         return json_request("/floor", {"to": RECIPIENT, "body": f"bench {run_id} #{n}"}, {})
@@ -92,37 +98,53 @@ def build_targets(envir: Environment, app_url: str, plan: ReceiptsPlan) -> dict[
         headers = sign_headers(secret, f"msg_bench_{run_id}_{n}", body)  # unique webhook-id
         return HttpRequest("POST", webhook_path, body.encode(), headers)
 
+    unknown = ReceiptsPlan(plan.account_id, plan.tenant_id, plan.auth_token, 10**6, [])
+    unknown.sids = [f"SM{envir.run_id}{run_index:04x}{n:020x}" for n in range(unknown.count)]
+
     return {
         "floor": Target("floor", "POST /floor (floor)", "floor", floor),
+        # Signed Twilio callbacks for messages nobody sent: verified, stored, handed on.
+        "twilio": Target(
+            "twilio", "POST /webhooks/twilio/{id}", "app", receipts_factory(app_url, unknown)
+        ),
         "webhook": Target("webhook", "POST /webhooks/sandbox/{id}", "app", webhook),
         "messages": Target("messages", "POST /v1/messages", "app", messages),
         "receipts": Target(
-            "receipts", "POST /webhooks/twilio/{id}", "app", receipts_factory(app_url, plan)
+            "receipts",
+            "POST /webhooks/twilio/{id} + worker",
+            "app",
+            receipts_factory(app_url, plan),
         ),
     }
 
 
 def run_targets(
-    opts: Options, envir: Environment, servers: dict[str, Server], results: dict[str, TargetResult]
+    opts: Options,
+    envir: Environment,
+    servers: dict[str, Server],
+    results: dict[str, TargetResult],
+    run_index: int = 0,
 ) -> None:
     """Load each chosen target in turn, filling ``results`` as it goes.
 
     A server starts when its first target comes up and stops after its last one;
     a server that fails to start marks its targets "not started" and the run goes on.
+    The receipts target (it seeds messages, and runs a worker) is in the first run only.
     """
     plan = ReceiptsPlan(
         envir.twilio_account_id, envir.tenant_id, envir.twilio_token, opts.receipts, []
     )
-    if "receipts" in opts.targets:
+    chosen = [n for n in opts.targets if n != "receipts" or run_index == 0]
+    if "receipts" in chosen:
         say(f"  seeding {opts.receipts} accepted Twilio messages")
         seed_accepted(envir.env, plan, envir.run_id)
-    targets = build_targets(envir, servers["app"].base_url, plan)
+    targets = build_targets(envir, servers["app"].base_url, plan, run_index)
     broken: dict[str, str] = {}
-    for index, name in enumerate(opts.targets):
+    for index, name in enumerate(chosen):
         target = targets[name]
         result = results[name] = TargetResult(target)
         server = servers[target.server]
-        if target.server not in broken and not server.started:
+        if target.server not in broken and server.proc is None:
             try:
                 server.start(opts.start_timeout)
             except SetupError as exc:
@@ -141,7 +163,7 @@ def run_targets(
         )
         with (
             _profiled(opts, server, name, opts.warmup + (opts.duration or 30)),
-            _cpu_measured(server, result),
+            _cpu_measured(server, result, envir),
         ):
             result.load = asyncio.run(
                 run_load(
@@ -155,7 +177,7 @@ def run_targets(
             )
         result.status, result.detail = _verdict(result.load.measured)
         # Stop a server once no later target needs it, so it does not idle alongside the next.
-        if not any(targets[n].server == target.server for n in opts.targets[index + 1 :]):
+        if not any(targets[n].server == target.server for n in chosen[index + 1 :]):
             server.stop()
 
 
@@ -173,15 +195,38 @@ def _tree_cpu(pid: int) -> float:
         return 0.0
 
 
+def _backend_cpu(envir: Environment) -> dict[int, float]:
+    """CPU seconds so far of each Postgres backend connected to the run's database."""
+    import psutil
+
+    with engine_for(envir.db_url) as engine, engine.connect() as conn:
+        pids = conn.execute(
+            text("SELECT pid FROM pg_stat_activity WHERE datname = current_database()")
+        ).scalars()
+        found: dict[int, float] = {}
+        for pid in pids:
+            try:
+                times = psutil.Process(pid).cpu_times()
+            except psutil.Error:  # gone, or not ours to read (another host, another user)
+                continue
+            found[pid] = times.user + times.system
+    return found
+
+
 @contextlib.contextmanager
-def _cpu_measured(server: Server, result: TargetResult) -> Iterator[None]:
-    """CPU seconds the server's processes used during the block (warm-up included)."""
+def _cpu_measured(server: Server, result: TargetResult, envir: Environment) -> Iterator[None]:
+    """CPU seconds the server's processes, and Postgres's backends for the run's database,
+    used during the block (warm-up included; a backend that exits within it is missed)."""
     if server.proc is None:
         yield
         return
     before = _tree_cpu(server.proc.pid)
+    db_before = _backend_cpu(envir)
     yield
     result.server_cpu_s = _tree_cpu(server.proc.pid) - before
+    db_after = _backend_cpu(envir)
+    if db_after:
+        result.db_cpu_s = sum(cpu - db_before.get(pid, 0.0) for pid, cpu in db_after.items())
 
 
 @contextlib.contextmanager
@@ -211,7 +256,7 @@ def _run_receipts(
     try:
         say(f"  loading {result.target.endpoint}: {plan.count} signed callbacks, applied by it")
         started = time.monotonic()
-        with _cpu_measured(server, result):
+        with _cpu_measured(server, result, envir):
             result.load = asyncio.run(
                 run_load(
                     server.base_url,

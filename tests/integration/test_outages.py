@@ -159,3 +159,70 @@ def test_connections_dropped_while_idle_are_replaced_not_failed(
     monkeypatch.setattr(app.db, "IDLE_PING_AFTER", 0.0)  # it has now been idle "long enough"
     r = client.post("/v1/messages", json={"to": "+12025550100", "body": "x"}, headers=ctx.headers)
     assert r.status_code == 202, r.get_json()
+
+
+@pytest.fixture
+def cached_app_via_db_proxy(settings: Settings, db_proxy: TcpProxy) -> Flask:
+    """As production runs: the API key and the webhook account cached, so the one-statement
+    hot paths are the first to meet the database."""
+    return create_app(
+        {
+            "settings": replace(
+                settings,
+                database_url=via(settings.database_url, db_proxy),
+                auth_cache_seconds=60,
+                account_cache_seconds=60,
+            )
+        }
+    )
+
+
+def test_database_down_under_the_one_statement_intake_is_503_then_recovers(
+    cached_app_via_db_proxy: Flask, db_proxy: TcpProxy, ctx: TenantCtx, db: Database
+) -> None:
+    client = cached_app_via_db_proxy.test_client()
+    body = {"to": "+12025550124", "body": "x"}
+    assert client.post("/v1/messages", json=body, headers=ctx.headers).status_code == 202
+    db_proxy.stop()  # the pooled connection dies with it
+    r = client.post("/v1/messages", json=body, headers={**ctx.headers, "Idempotency-Key": "d-2"})
+    assert r.status_code == 503 and r.get_json()["reason"] == "database_unavailable"
+    db_proxy.start()
+    with db.session() as s:
+        count = select(func.count()).select_from(Message).where(Message.tenant_id == ctx.tenant_id)
+        assert s.scalar(count) == 1
+    # The dead connection was dropped from the pool: the next request gets a live one.
+    again = client.post(
+        "/v1/messages", json=body, headers={**ctx.headers, "Idempotency-Key": "d-2"}
+    )
+    assert again.status_code == 202, again.get_json()
+
+
+def test_database_down_under_the_one_statement_webhook_is_503_then_recovers(
+    cached_app_via_db_proxy: Flask, db_proxy: TcpProxy, ctx: TenantCtx, db: Database
+) -> None:
+    from app.providers.signing import sign_headers
+
+    client = cached_app_via_db_proxy.test_client()
+
+    def post(event_id: str) -> int:
+        body = (
+            f'{{"eventId":"{event_id}","schemaVersion":1,"channel":"sms","direction":"status",'
+            '"status":"sent","providerMessageId":"P","timestamp":"2026-01-01T00:00:00Z"}'
+        )
+        r = client.post(
+            f"/webhooks/sandbox/{ctx.account_id}",
+            data=body,
+            headers=sign_headers(ctx.secret, event_id, body),
+        )
+        return r.status_code
+
+    assert post("w-1") == 202  # caches the account and its secret
+    db_proxy.stop()
+    assert post("w-2") == 503
+    db_proxy.start()
+    assert post("w-2") == 202
+    with db.session() as s:
+        keys = s.scalars(
+            select(InboxItem.dedupe_key).where(InboxItem.account_id == ctx.account_id)
+        ).all()
+    assert sorted(keys) == ["w-1", "w-2"]

@@ -32,7 +32,7 @@ from app import create_app
 from app.crm.connections import connect
 from app.crm.owed import sweep_missing
 from app.crm.syncs import redrive_due, stuck_syncs
-from app.db import Database
+from app.db import STATEMENT_LISTENERS, Database
 from app.messaging import dispatch
 from app.messaging.inbox import purge_processed, redrive_deferred
 from app.messaging.receipts import drain_inbox, process_inbox_item
@@ -91,6 +91,11 @@ class Captured:
         ):
             self.statements.append((statement, params))
 
+    def at_once(self, statement: str, params: Any) -> None:
+        """The hot paths' one-statement requests (``execute_at_once``), as written."""
+        if params is not None:
+            self.statements.append((statement, params))
+
 
 def run_hot_paths(app: Flask, db: Database) -> list[tuple[str, Any]]:
     """Seed, then run every hot path; the statements they sent, with their parameters."""
@@ -118,6 +123,7 @@ def run_hot_paths(app: Flask, db: Database) -> list[tuple[str, Any]]:
     )
     capture = Captured()
     event.listen(db.engine, "before_cursor_execute", capture)
+    STATEMENT_LISTENERS.append(capture.at_once)
     try:
         r = client.post("/v1/messages", json={"to": "+12025550100", "body": "hi"}, headers=headers)
         assert r.status_code == 202, r.get_json()
@@ -186,6 +192,7 @@ def run_hot_paths(app: Flask, db: Database) -> list[tuple[str, Any]]:
             for connection in s.query(CrmConnection).all():
                 sweep_missing(s, connection, datetime.now(UTC) - timedelta(days=1))
     finally:
+        STATEMENT_LISTENERS.remove(capture.at_once)
         event.remove(db.engine, "before_cursor_execute", capture)
     return capture.statements
 
@@ -217,6 +224,8 @@ def test_the_hot_paths_were_captured(captured: list[tuple[str, Any]]) -> None:
     text_of = " ".join(s for s, _ in captured)
     for table in WATCHED:
         assert f"FROM {table}" in text_of or f"UPDATE {table}" in text_of, table
+    # The one-statement intake and webhook store (app.messaging.intake_pg, inbox).
+    assert "INSERT INTO messages" in text_of and "INSERT INTO webhook_inbox" in text_of
     assert len(captured) > 40
 
 
