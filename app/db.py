@@ -154,6 +154,7 @@ def insert_ignore_returning(
 STATEMENT_LISTENERS: list[Callable[[str, Mapping[str, Any] | None], None]] = []
 
 _PREPARED = "switchboard.prepared"
+_UNKNOWN_STATEMENT = "26000"  # invalid_sql_statement_name: no prepared statement by that name
 _PARAM = re.compile(r"%\((\w+)\)s")
 
 
@@ -212,15 +213,25 @@ def execute_at_once(engine: Engine, statement: Prepared, params: Mapping[str, An
         driver.autocommit = True
         cursor = driver.cursor()
         try:
-            if statement.name not in prepared:
-                sql = statement.prepare
-                _notify(sql, None)
-                cursor.execute(sql)
-                prepared.add(statement.name)
-                sql = statement.execute
-            _notify(statement.source, params)
-            cursor.execute(sql, params)
-            return cursor.fetchone() if cursor.description else None
+            for attempt in (1, 2):
+                if statement.name not in prepared:
+                    sql = statement.prepare
+                    _notify(sql, None)
+                    cursor.execute(sql)
+                    prepared.add(statement.name)
+                    sql = statement.execute
+                _notify(statement.source, params)
+                try:
+                    cursor.execute(sql, params)
+                except dbapi_error as exc:
+                    # The server forgot it (DISCARD ALL, a pooler handing over another
+                    # session): prepare it again, once. Nothing ran, so nothing is written.
+                    if attempt == 2 or getattr(exc, "pgcode", None) != _UNKNOWN_STATEMENT:
+                        raise
+                    prepared.discard(statement.name)
+                    continue
+                return cursor.fetchone() if cursor.description else None
+            raise AssertionError("unreachable")
         finally:
             cursor.close()
     except dbapi_error as exc:

@@ -91,7 +91,7 @@ def _fast(db: Database, settings: Settings, tenant_id: str, payload: dict[str, A
     return None if accepted is None else accepted.message.id
 
 
-CASES = {
+CASES: dict[str, dict[str, Any]] = {
     "plain": {"to": "+12025550140", "body": "plain"},
     "everything": {
         "to": "+12025550141",
@@ -309,3 +309,38 @@ def test_a_replay_and_a_conflict_are_answered_by_the_general_path(
     assert (first.status_code, again.status_code, other.status_code) == (202, 200, 409)
     assert again.get_json() == first.get_json()
     assert _count(db, Message, ctx.tenant_id) == 1
+
+
+def test_a_forgotten_prepared_statement_is_prepared_again(settings: Settings) -> None:
+    """DISCARD ALL (or a pooler's session handed over) drops the server's prepared
+    statements while the pool still remembers them: prepared again, once, transparently."""
+    from sqlalchemy import create_engine
+
+    from app.db import STATEMENT_LISTENERS, Prepared, execute_at_once
+
+    engine = create_engine(settings.database_url, pool_size=1, max_overflow=0)
+    probe = Prepared.of("switchboard_probe", "SELECT %(x)s + 1", {"x": "integer"})
+    sent: list[str] = []
+
+    def listen(statement: str, _params: Any) -> None:
+        sent.append(statement.split()[0])
+
+    STATEMENT_LISTENERS.append(listen)
+    try:
+        assert execute_at_once(engine, probe, {"x": 1}) == (2,)
+        assert execute_at_once(engine, probe, {"x": 2}) == (3,)
+        assert sent == ["PREPARE", "SELECT", "SELECT"]  # prepared once per connection
+        raw = engine.raw_connection()  # the pool's one connection
+        try:
+            raw.driver_connection.autocommit = True  # type: ignore[union-attr]
+            cursor = raw.cursor()
+            cursor.execute("DISCARD ALL")
+            cursor.close()
+            raw.driver_connection.autocommit = False  # type: ignore[union-attr]
+        finally:
+            raw.close()
+        assert execute_at_once(engine, probe, {"x": 3}) == (4,)
+        assert sent[3:] == ["SELECT", "PREPARE", "SELECT"]
+    finally:
+        STATEMENT_LISTENERS.remove(listen)
+        engine.dispose()
