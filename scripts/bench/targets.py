@@ -99,7 +99,8 @@ def build_targets(
         return HttpRequest("POST", webhook_path, body.encode(), headers)
 
     unknown = ReceiptsPlan(plan.account_id, plan.tenant_id, plan.auth_token, 10**6, [])
-    unknown.sids = [f"SM{envir.run_id}{run_index:04x}{n:020x}" for n in range(unknown.count)]
+    # (a leading "f": never one of the receipts target's seeded sids, which count from 0)
+    unknown.sids = [f"SM{envir.run_id}f{run_index:03x}{n:020x}" for n in range(unknown.count)]
 
     return {
         "floor": Target("floor", "POST /floor (floor)", "floor", floor),
