@@ -6,12 +6,13 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from app.broker import TaskNames
+from app.messaging.channels import Channel
 from app.messaging.contacts import get_or_create_contact
 from app.messaging.intents import SendIntent
 from app.messaging.policy import Candidate, Decision, Verdict, decide
@@ -59,6 +60,43 @@ def replay_or_conflict(existing: Message, payload_hash: str) -> IntakeResult:
     return IntakeResult(existing, created=False)
 
 
+def expiry_of(settings: Settings, intent: SendIntent, now: datetime) -> datetime:
+    """The TTL runs from when the sender wants it out: send_at, or now."""
+    ttl = intent.ttl_seconds or settings.default_ttl_seconds
+    return max(now, intent.send_at or now) + timedelta(seconds=ttl)
+
+
+def candidate_of(intent: SendIntent, channel: Channel, purpose: str | None = None) -> Candidate:
+    return Candidate(
+        channel=channel,
+        priority=intent.priority,
+        quiet_hours=intent.quiet_hours,
+        purpose=purpose,
+        send_at=intent.send_at,
+    )
+
+
+def first_status(
+    decision: Decision, expires_at: datetime
+) -> tuple[Status, str | None, datetime | None]:
+    """A new message's status, its reason and ``not_before``, from the policy's (not
+    refusing) decision: queued; scheduled until the deferral ends; or expired when that
+    is past its TTL (never sent late)."""
+    not_before = decision.until
+    if not_before is None:
+        return Status.QUEUED, None, None
+    if not_before >= expires_at:
+        return Status.EXPIRED, StatusReason.EXPIRED.value, not_before
+    return Status.SCHEDULED, decision.rule, not_before
+
+
+def media_json(intent: SendIntent) -> str | None:
+    """The media list as stored (a JSON text, encrypted by the column)."""
+    if not intent.media:
+        return None
+    return json.dumps([m.model_dump(mode="json") for m in intent.media])
+
+
 def accept_intent(
     session: Session,
     settings: Settings,
@@ -84,25 +122,12 @@ def accept_intent(
     account_id, channel = choose_route(session, tenant_id, list(intent.channels), intent.account_id)
     contact = get_or_create_contact(session, tenant_id, intent.to)
     now = utcnow()
-    ttl = intent.ttl_seconds or settings.default_ttl_seconds
-    # The TTL runs from when the sender wants it out: send_at, or now.
-    expires_at = max(now, intent.send_at or now) + timedelta(seconds=ttl)
-    candidate = Candidate(
-        channel=channel,
-        priority=intent.priority,
-        quiet_hours=intent.quiet_hours,
-        purpose=purpose,
-        send_at=intent.send_at,
-    )
+    expires_at = expiry_of(settings, intent, now)
+    candidate = candidate_of(intent, channel, purpose)
     decision = decide(session, tenant, contact, candidate, now, "intake")
     if decision.verdict is Verdict.REFUSE:
         raise PolicyRefused(decision)
-    not_before = decision.until
-    status, reason = Status.QUEUED, None
-    if not_before is not None:
-        status, reason = Status.SCHEDULED, decision.rule
-        if not_before >= expires_at:
-            status, reason = Status.EXPIRED, StatusReason.EXPIRED.value
+    status, reason, not_before = first_status(decision, expires_at)
     scheduled = status is not Status.QUEUED
     count = count_segments(intent.body or "")
     message = Message(
@@ -114,9 +139,7 @@ def accept_intent(
         account_id=account_id,
         contact_id=contact.id,
         body=intent.body,
-        media=json.dumps([m.model_dump(mode="json") for m in intent.media])
-        if intent.media
-        else None,
+        media=media_json(intent),
         priority=intent.priority,
         status=status.value,
         status_reason=reason,

@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Engine
@@ -36,9 +36,10 @@ from sqlalchemy import Engine
 from app.broker import TaskNames
 from app.db import Prepared, execute_at_once
 from app.messaging.consent import ConsentState
+from app.messaging.intake import candidate_of, expiry_of, first_status, media_json
 from app.messaging.intents import SendIntent
 from app.messaging.phones import timezone_for
-from app.messaging.policy import Candidate, Verdict, decide_with
+from app.messaging.policy import Verdict, decide_with
 from app.messaging.routing import lane_for
 from app.messaging.segments import count_segments
 from app.messaging.states import Status
@@ -219,27 +220,18 @@ def accept_fast(
 ) -> Accepted | None:
     """Accept the intent in one round trip, or None (nothing written): take the general path."""
     now = utcnow()
-    ttl = intent.ttl_seconds or settings.default_ttl_seconds
-    expires_at = max(now, intent.send_at or now) + timedelta(seconds=ttl)
+    expires_at = expiry_of(settings, intent, now)
     zone_name = timezone_for(intent.to)
-    candidate = Candidate(
-        channel=intent.channels[0],
-        priority=intent.priority,
-        quiet_hours=intent.quiet_hours,
-        send_at=intent.send_at,
-    )
+    candidate = candidate_of(intent, intent.channels[0])
     decision = decide_with(tenant, zone_name, _NOT_REFUSING, candidate, now, "intake")
     if decision.verdict is Verdict.REFUSE:
         return None
-    not_before: datetime | None = decision.until
-    status, reason = Status.QUEUED, None
-    if not_before is not None:
-        if not_before >= expires_at:
-            return None  # born expired: the general path, whose hook tells the CRM
-        status, reason = Status.SCHEDULED, decision.rule
+    status, reason, not_before = first_status(decision, expires_at)
+    if status is Status.EXPIRED:
+        return None  # born expired: the general path, whose hook tells the CRM
     ring = keyring()
     count = count_segments(intent.body or "")
-    media = [m.model_dump(mode="json") for m in intent.media] if intent.media else None
+    media = media_json(intent)
     message_id = new_id("msg")
     lane = lane_for(intent.priority)
     params: dict[str, Any] = {
@@ -257,7 +249,7 @@ def accept_fast(
         "now": now,
         "message_id": message_id,
         "body": ring.encrypt(intent.body) if intent.body is not None else None,
-        "media": ring.encrypt(json.dumps(media)) if media else None,
+        "media": ring.encrypt(media) if media else None,
         "priority": intent.priority,
         "status": status.value,
         "status_reason": reason,
@@ -287,7 +279,7 @@ def accept_fast(
         account_id=account_id,
         contact_id=contact_id,
         body=intent.body,
-        media=json.dumps(media) if media else None,
+        media=media,
         priority=intent.priority,
         status=status.value,
         status_reason=reason,
