@@ -26,6 +26,7 @@ from scripts.bench.receipts import (
     clear_intake_queue,
     receipts_factory,
     seed_accepted,
+    settle_earlier_callbacks,
     wait_applied,
 )
 from scripts.bench.servers import Server
@@ -252,6 +253,9 @@ def _run_receipts(
     dropped = clear_intake_queue(opts.redis_url, envir.redis_prefix)
     if dropped:
         say(f"  dropped {dropped} tasks earlier targets left on the intake queue")
+    settled = settle_earlier_callbacks(envir.env)
+    if settled:
+        say(f"  marked {settled} callbacks earlier targets stored as processed (not receipts)")
     say("  starting a Celery worker on the intake queue, as the Procfile's (WORKER_POOL)")
     worker = CeleryWorker(envir.env, envir.log_dir / "worker.log", "workers.main", ["intake"])
     try:
