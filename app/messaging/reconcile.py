@@ -200,21 +200,28 @@ def reconcile(db: Database, slas: dict[str, float], batch: int = 100) -> dict[st
                 )
             ).all()
         )
-        todo = [m.id for m in candidates if (m.id, f"stuck:{m.status}") not in already]
-    for message_id in todo:
+        todo = {m.id: m.status for m in candidates if (m.id, f"stuck:{m.status}") not in already}
+    for message_id, selected in todo.items():
         action = check_with_provider(db, message_id, source="beat")
         if action.action.startswith("polled:"):
             counts["polled"] += 1
             continue
         with db.session() as session:
             found = session.get(Message, message_id)
-            if found is not None and _note_once(
-                session,
-                found,
-                "stuck",
-                source="beat",
-                reason=action.detail or action.action,
-                key=f"stuck:{found.status}",
+            # Only what is still where it overstayed: a message that moved on meanwhile (its
+            # batch recorded, a receipt applied) starts its new state's SLA afresh, and is
+            # polled in that state when it overstays there. Marked now, it never would be.
+            if (
+                found is not None
+                and found.status == selected
+                and _note_once(
+                    session,
+                    found,
+                    "stuck",
+                    source="beat",
+                    reason=action.detail or action.action,
+                    key=f"stuck:{found.status}",
+                )
             ):
                 counts["marked_stuck"] += 1
     return counts

@@ -138,6 +138,45 @@ def test_beat_requeues_lost_dispatches_polls_the_provider_and_marks_the_rest_onc
     assert (second["requeued"], second["marked_stuck"]) == (0, 0)
 
 
+def test_a_message_that_moves_on_while_beat_checks_it_is_not_marked_stuck(
+    client: FlaskClient,
+    db: Database,
+    settings: Settings,
+    ctx: TenantCtx,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Beat picks a message overdue in ``dispatched``; before it is checked, its batch's
+    answer is recorded (``accepted``). Marked stuck in ``accepted`` now, it would never be
+    polled there, and a receipt lost to an outage would leave it there for good."""
+    import app.messaging.reconcile as reconciliation
+
+    moving = queue(client, ctx, to="+12025550007")
+    age(db, moving, by=timedelta(hours=2), status="dispatched", attempts=1)
+    check = reconciliation.check_with_provider
+
+    def answered_meanwhile(db: Database, message_id: str, *, source: str) -> Any:
+        action = check(db, message_id, source=source)  # no provider id yet: "review"
+        with db.session() as s:
+            s.execute(
+                update(Message)
+                .where(Message.id == message_id)
+                .values(
+                    status="accepted",
+                    provider_message_id="SBX-moved",
+                    updated_at=datetime.now(UTC),
+                )
+            )
+        return action
+
+    monkeypatch.setattr(reconciliation, "check_with_provider", answered_meanwhile)
+    assert reconcile(db, settings.stuck_sla)["marked_stuck"] == 0
+    assert [k for k in kinds(db, moving) if k[0] == "stuck"] == []
+    monkeypatch.setattr(reconciliation, "check_with_provider", check)
+    age(db, moving, by=timedelta(hours=2))  # now it overstays in accepted: checked there
+    reconcile(db, settings.stuck_sla)
+    assert [k for k in kinds(db, moving) if k[0] == "stuck"] == [("stuck", "accepted", "beat")]
+
+
 def test_redrive_requeues_what_was_never_sent_and_never_resends_what_may_have_been(
     client: FlaskClient, db: Database, settings: Settings, fake: FakeTwilio
 ) -> None:
