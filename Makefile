@@ -28,6 +28,7 @@ typecheck: $(STAMP)
 
 ## Lint, types, then the suite: real Postgres + Redis + a real worker when reachable, else embedded.
 test: lint typecheck
+	./scripts/ensure_browser
 	$(BIN)/python -m pytest
 
 ## The suite once more on the embedded backends (SQLite + the sqla broker), as CI also does.
@@ -49,6 +50,7 @@ bench: $(STAMP)
 	$(BIN)/python scripts/bench/growth.py
 	$(BIN)/python scripts/bench/crm.py
 	$(BIN)/python scripts/bench/soak.py
+	$(BIN)/python scripts/bench/console.py
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache .hypothesis

@@ -12,15 +12,31 @@ from config.logging import configure_logging
 
 def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     """Build the web app; ``test_config`` may carry ``settings`` and Flask overrides."""
-    from app.api import admin, consents, contacts, crm, health, messages, rules, webhooks
+    from app.api import (
+        admin,
+        analytics,
+        consents,
+        contacts,
+        crm,
+        health,
+        messages,
+        metrics,
+        openapi,
+        rules,
+        webhooks,
+    )
     from app.api.errors import register_error_handlers
     from app.api.session import close_request_session
     from app.broker import create_celery
+    from app.console import install_console
     from app.crm.owed import install_crm_hook
     from app.db import make_database
     from app.messaging.ratelimit import RedisLimiter, make_limiter
+    from app.messaging.stuck import Window
+    from app.metrics import install_metrics_hook
     from app.observability import init_sentry
     from app.outbox import install_outbox
+    from app.reports.gauges import DatabaseGauges
     from app.security.crypto import Keyring, install_keyring
     from app.ttl_cache import TTLCache
     from app.wakes import Wakes
@@ -45,6 +61,10 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     )
     outbox = install_outbox(db, celery, wakes)
     install_crm_hook(db.sessionmaker)
+    install_metrics_hook(db.sessionmaker)
+    app.extensions["switchboard.gauges"] = DatabaseGauges(
+        db, Window(settings.stuck_sla), limiter, settings.metrics_cache_seconds
+    )
     app.extensions["switchboard.settings"] = settings
     app.extensions["switchboard.db"] = db
     app.extensions["celery"] = celery
@@ -66,5 +86,9 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     app.register_blueprint(contacts.bp)
     app.register_blueprint(rules.bp)
     app.register_blueprint(crm.bp)
+    app.register_blueprint(analytics.bp)
+    app.register_blueprint(metrics.bp)
+    app.register_blueprint(openapi.bp)
+    install_console(app, settings)
     app.teardown_appcontext(close_request_session)
     return app

@@ -48,6 +48,7 @@ class TaskNames:
     RECONCILE = "reconcile_stuck_messages"
     CRM_SYNC = "crm_sync_contact"
     CRM_REDRIVE = "crm_redrive_syncs"
+    ANALYTICS_ROLLUP = "analytics_rollup"
 
 
 class FlaskTask(Task):  # type: ignore[misc]

@@ -1,5 +1,7 @@
 """Gunicorn settings for the web process: PORT and WEB_CONCURRENCY, as Heroku sets them."""
 
+from typing import Any
+
 from config.settings import load_settings
 
 _settings = load_settings()
@@ -17,3 +19,11 @@ access_log_format = '%(h)s "%(r)s" %(s)s %(b)s %(M)sms'
 forwarded_allow_ips = "*"
 # gunicorn's control socket lives at one path per user, shared by every master on the machine.
 control_socket_disable = True
+
+
+def child_exit(server: Any, worker: Any) -> None:
+    """prometheus-client's multiprocess mode: a dead worker's live gauges stop counting."""
+    if _settings.metrics_dir is not None:
+        from prometheus_client import multiprocess
+
+        multiprocess.mark_process_dead(worker.pid)  # type: ignore[no-untyped-call]

@@ -6,6 +6,7 @@ process at start-up with a message that names the variable.
 
 from __future__ import annotations
 
+import hmac
 import json
 import os
 import ssl
@@ -123,6 +124,24 @@ class Settings:
     # "fair" shares each batch between tenants by weight; "fifo" takes the oldest first,
     # whatever the tenant (kept to measure fairness against).
     dispatch_claim_order: str = "fair"
+    # Analytics: beat recomputes the last ANALYTICS_ROLLUP_HOURS hours this often.
+    analytics_rollup_interval: float = 60.0
+    analytics_rollup_hours: int = 3
+    # The console's session cookie: signed with this key (derived from BLIND_INDEX_KEY when
+    # unset), sent over HTTPS only when PUBLIC_BASE_URL is https (or CONSOLE_SECURE_COOKIES).
+    console_secret_key: str = ""
+    console_secure_cookies: bool = False
+    console_session_minutes: int = 60
+    # Sign-in: this many failures in a row lock a console user out for CONSOLE_LOCKOUT_MINUTES.
+    console_max_failures: int = 5
+    console_lockout_minutes: int = 15
+    # /metrics: answers only with "Authorization: Bearer <METRICS_TOKEN>" (404 when unset).
+    metrics_token: str | None = None
+    # Gauges read from the database at scrape time are cached this long per process.
+    metrics_cache_seconds: float = 10.0
+    # prometheus-client's multiprocess mode: every process (web workers, Celery workers)
+    # writes its samples here and /metrics merges them. None: this process's samples only.
+    metrics_dir: Path | None = None
 
     @property
     def stuck_sla(self) -> dict[str, float]:
@@ -191,6 +210,13 @@ def _choice(env: Mapping[str, str], name: str, default: str, allowed: tuple[str,
     if value not in allowed:
         raise ConfigError(f"{name} must be one of {', '.join(allowed)}, got {value!r}")
     return value
+
+
+def _metrics_token(env: Mapping[str, str]) -> str | None:
+    raw = (env.get("METRICS_TOKEN") or "").strip()
+    if raw and len(raw) < 16:
+        raise ConfigError("METRICS_TOKEN must be at least 16 characters")
+    return raw or None
 
 
 def _bool(env: Mapping[str, str], name: str, default: bool) -> bool:
@@ -407,4 +433,19 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         ),
         drain_seconds=_float(env, "DRAIN_SECONDS", 5.0),
         dispatch_claim_order=_choice(env, "DISPATCH_CLAIM_ORDER", "fair", ("fair", "fifo")),
+        analytics_rollup_interval=_float(env, "ANALYTICS_ROLLUP_INTERVAL", 60.0),
+        analytics_rollup_hours=_int(env, "ANALYTICS_ROLLUP_HOURS", 3, minimum=1, maximum=24 * 7),
+        console_secret_key=env.get("CONSOLE_SECRET_KEY")
+        or hmac.new(blind_raw.encode(), b"switchboard console session", "sha256").hexdigest(),
+        console_secure_cookies=_bool(
+            env, "CONSOLE_SECURE_COOKIES", public_base_url.startswith("https://")
+        ),
+        console_session_minutes=_int(env, "CONSOLE_SESSION_MINUTES", 60, minimum=1),
+        console_max_failures=_int(env, "CONSOLE_MAX_FAILURES", 5, minimum=1, maximum=100),
+        console_lockout_minutes=_int(env, "CONSOLE_LOCKOUT_MINUTES", 15, minimum=1),
+        metrics_token=_metrics_token(env),
+        metrics_cache_seconds=_float(env, "METRICS_CACHE_SECONDS", 10.0),
+        metrics_dir=Path(env["PROMETHEUS_MULTIPROC_DIR"]).resolve()
+        if env.get("PROMETHEUS_MULTIPROC_DIR")
+        else None,
     )

@@ -25,4 +25,5 @@ def beat_schedule(settings: Settings) -> dict[str, dict[str, Any]]:
         "purge-inbox": entry(TaskNames.PURGE_INBOX, settings.inbox_purge_interval),
         "reconcile": entry(TaskNames.RECONCILE, settings.reconcile_interval),
         "crm-redrive": entry(TaskNames.CRM_REDRIVE, settings.crm_sync_interval),
+        "analytics-rollup": entry(TaskNames.ANALYTICS_ROLLUP, settings.analytics_rollup_interval),
     }

@@ -12,6 +12,7 @@ from app.messaging.inbox import purge_processed, redrive_deferred
 from app.messaging.reconcile import reconcile
 from app.messaging.scheduler import expire_overdue, release_due, unannounced_work
 from app.outbox import relay
+from app.reports.analytics import rollup
 from workers.context import celery, db, settings
 
 log = logging.getLogger(__name__)
@@ -74,3 +75,10 @@ def reconcile_stuck_messages() -> dict[str, int]:
     if any(counts.values()):
         log.info("reconciled stuck messages", extra=counts)
     return counts
+
+
+@shared_task(name=TaskNames.ANALYTICS_ROLLUP)
+def analytics_rollup() -> int:
+    """Recompute the last hours of the delivery rollup (late receipts land in their hour)."""
+    with db().session() as session:
+        return rollup(session, hours=settings().analytics_rollup_hours)

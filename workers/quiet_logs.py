@@ -21,6 +21,7 @@ MAINTENANCE = frozenset(
         TaskNames.PURGE_INBOX,
         TaskNames.RECONCILE,
         TaskNames.CRM_REDRIVE,
+        TaskNames.ANALYTICS_ROLLUP,
     }
 )
 CHATTY = ("celery.app.trace", "celery.worker.strategy", "celery.beat")

@@ -8,7 +8,7 @@ import math
 from datetime import datetime
 from typing import Any
 
-from flask import Blueprint, current_app, g, request
+from flask import Blueprint, Response, current_app, g, request
 from pydantic import ValidationError
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
@@ -32,12 +32,30 @@ from app.messaging.intents import SendIntent, request_hash
 from app.messaging.ratelimit import Rate, RateLimiter
 from app.messaging.routing import NoRoute
 from app.messaging.states import CANCELABLE, Status, apply_transition
+from app.metrics import INTENTS
 from app.models import Contact, Message, MessageEvent, Tenant
 from app.models.types import is_id
 from app.outbox import Outbox, Written
 from config import Settings
 
 bp = Blueprint("messages", __name__, url_prefix="/v1/messages")
+# What POST /v1/messages answered, as the intents counter names it.
+INTENT_RESULTS = {
+    202: "accepted",
+    200: "replayed",
+    409: "conflict",
+    422: "invalid",
+    429: "rate_limited",
+    503: "unavailable",
+}
+
+
+@bp.after_request
+def _count(response: Response) -> Response:
+    if request.endpoint == "messages.create_message":
+        INTENTS.labels(INTENT_RESULTS.get(response.status_code, "rejected")).inc()
+    return response
+
 
 MAX_IDEMPOTENCY_KEY = 255
 

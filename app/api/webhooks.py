@@ -17,6 +17,7 @@ from sqlalchemy import select
 from app.api.errors import Problem
 from app.api.session import get_db, request_session
 from app.messaging.inbox import store_callback, store_callback_at_once
+from app.metrics import WEBHOOKS
 from app.models import ChannelAccount, WebhookSecret
 from app.models.types import is_id
 from app.outbox import Outbox
@@ -27,6 +28,15 @@ from app.wakes import INBOX
 from config import Settings
 
 bp = Blueprint("webhooks", __name__, url_prefix="/webhooks")
+
+
+@bp.after_request
+def _count(response: Response) -> Response:
+    provider = (request.view_args or {}).get("provider_name", "")
+    WEBHOOKS.labels(
+        provider if provider in PROVIDERS else "unknown", f"{response.status_code // 100}xx"
+    ).inc()
+    return response
 
 
 def _signed_url(provider: str, account_id: str) -> str:

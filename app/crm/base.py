@@ -19,6 +19,7 @@ from typing import Any, ClassVar, Protocol
 
 import requests
 
+from app.metrics import CRM_CALLS
 from app.retry_after import retry_after_seconds
 
 TIMEOUT = (3.05, 10.0)  # connect, read
@@ -178,7 +179,14 @@ class Connector:
         self, method: str, url: str, *, search: bool = False, **kwargs: Any
     ) -> requests.Response:
         self.budget.take(search=search)
-        response = call(method, url, **kwargs)
+        try:
+            response = call(method, url, **kwargs)
+        except CrmRetryable as exc:
+            CRM_CALLS.labels(self.kind, str(exc).split(":", 1)[0]).inc()
+            raise
+        CRM_CALLS.labels(
+            self.kind, "429" if response.status_code == 429 else f"{response.status_code // 100}xx"
+        ).inc()
         self.observe(response)
         return response
 

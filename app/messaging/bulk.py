@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session
 
 from app.crm.owed import owe, owed_by_event
 from app.messaging.states import ConcurrentTransition, Outcome
+from app.metrics import Applied, accepted_times, count_transitions
 from app.models import Message, MessageEvent
 from app.models.types import utcnow
 
@@ -141,8 +142,17 @@ def _write_each(
     return int(getattr(session.execute(statement, rows), "rowcount", len(applied)))
 
 
-def write_events(session: Session, moves: Sequence[Move], now: datetime | None = None) -> None:
-    """Every move's event in one INSERT, and the CRM syncs that the final ones owe."""
+def write_events(
+    session: Session,
+    moves: Sequence[Move],
+    now: datetime | None = None,
+    *,
+    accepted: dict[str, datetime] | None = None,
+) -> None:
+    """Every move's event in one INSERT, and the CRM syncs that the final ones owe.
+
+    ``accepted``: when the provider accepted the delivered ones, if the caller knows
+    (else one query reads it, only when the batch has deliveries)."""
     if not moves:
         return
     at = now or utcnow()
@@ -162,9 +172,22 @@ def write_events(session: Session, moves: Sequence[Move], now: datetime | None =
         }
         for m in moves
     ]
-    ids = session.execute(
-        insert(_EVENTS).returning(_EVENTS.c.id, sort_by_parameter_order=True), rows
-    ).scalars()
+    ids = (
+        session.execute(insert(_EVENTS).returning(_EVENTS.c.id, sort_by_parameter_order=True), rows)
+        .scalars()
+        .all()
+    )
+    applied = [m for m in moves if m.outcome is Outcome.APPLIED]
+    delivered = {m.message_id for m in applied if m.to_status == "delivered"}
+    if accepted is None:
+        accepted = accepted_times(session, delivered)
+    count_transitions(
+        session,
+        [
+            Applied(m.to_status, m.reason, m.message_id, at, accepted.get(m.message_id))
+            for m in applied
+        ],
+    )
     facts = []
     for move, row, event_id in zip(moves, rows, ids, strict=True):
         if move.contact_id is None:

@@ -43,6 +43,7 @@ from app.messaging.policy import Verdict, decide_with
 from app.messaging.routing import lane_for
 from app.messaging.segments import count_segments
 from app.messaging.states import Status
+from app.metrics import Applied, count_now
 from app.models import Tenant
 from app.models.types import new_id, utcnow
 from app.security.crypto import keyring
@@ -272,6 +273,12 @@ def accept_fast(
     if row is None:
         return None
     channel, account_id, contact_id, outbox_id = row
+    count_now(  # committed already (one autocommit statement)
+        [
+            Applied(Status.PENDING.value, "created", message_id, now),
+            Applied(status.value, reason, message_id, now),
+        ]
+    )
     message = NewMessage(
         id=message_id,
         channel=channel,

@@ -73,6 +73,16 @@ class RateLimiter(Protocol):
         """Reserve one slot per cost, in order, in one round trip; each one's wait."""
         ...
 
+    def peek(self, session: Session, key: str, rate: Rate) -> float:
+        """How many units bucket ``key`` would give now, taking none (for reports)."""
+        ...
+
+
+def available(tat: float | None, now: float, rate: Rate) -> float:
+    """Units a GCRA bucket gives at ``now``: its burst, less what is still owed."""
+    owed = max(0.0, (tat or now) - now) * rate.per_second
+    return max(0.0, rate.burst - owed)
+
 
 def database_now(session: Session) -> float:
     """The database's clock in epoch seconds: one clock for every process, as Redis's TIME is."""
@@ -110,6 +120,11 @@ class DatabaseLimiter:
             waits.append(wait)
         bucket.tat = tat
         return waits
+
+    def peek(self, session: Session, key: str, rate: Rate) -> float:
+        now = database_now(session)
+        tat = session.scalar(select(RateBucket.tat).where(RateBucket.key == key))
+        return available(tat, now, rate)
 
 
 # KEYS[1] the bucket; ARGV: interval (s), burst, cost, reserve (1/0). Returns the wait as text
@@ -186,6 +201,17 @@ class RedisLimiter:
             )
             return [0.0] * len(costs)
         return [float(w) for w in waits]
+
+    def peek(self, session: Session, key: str, rate: Rate) -> float:
+        try:
+            with self.client.pipeline(transaction=False) as pipe:
+                pipe.time()
+                pipe.get(f"{self.prefix}switchboard:rate:{key}")
+                (seconds, micros), tat = pipe.execute()
+        except Exception as exc:  # a report must not fail on the limiter: say "unknown"
+            log.warning("rate limiter unavailable", extra={"error": type(exc).__name__})
+            return float("nan")
+        return available(float(tat) if tat is not None else None, seconds + micros / 1e6, rate)
 
 
 def make_limiter(redis_url: str | None, prefix: str | None) -> RateLimiter:

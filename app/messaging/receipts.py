@@ -205,14 +205,29 @@ def _apply_statuses(
     ).all()
     found = {(r.tenant_id, r.account_id, r.provider_message_id): r for r in rows}
     keys = [f"receipt:{item.dedupe_key}" for item, _, _ in statuses]
-    seen: set[tuple[str, str | None]] = set(
-        session.execute(
-            select(MessageEvent.message_id, MessageEvent.dedupe_key).where(
-                MessageEvent.message_id.in_([r.id for r in rows]),
+    # One read of the messages' events: the receipts already seen, and when the provider
+    # accepted each message (for the accepted-to-delivered histogram, app.metrics).
+    seen: set[tuple[str, str | None]] = set()
+    accepted: dict[str, datetime] = {}
+    wanted_keys = set(keys)
+    for message_id, dedupe_key, to_status, at in session.execute(
+        select(
+            MessageEvent.message_id,
+            MessageEvent.dedupe_key,
+            MessageEvent.to_status,
+            MessageEvent.created_at,
+        ).where(
+            MessageEvent.message_id.in_([r.id for r in rows]),
+            or_(
                 MessageEvent.dedupe_key.in_(keys),
-            )
-        ).all()
-    )
+                and_(MessageEvent.to_status == "accepted", MessageEvent.outcome == "applied"),
+            ),
+        )
+    ).all():
+        if dedupe_key in wanted_keys:
+            seen.add((message_id, dedupe_key))
+        if to_status == "accepted" and (message_id not in accepted or at < accepted[message_id]):
+            accepted[message_id] = at
     current = {r.id: Status(r.status) for r in rows}
     moves: list[Move] = []
     net: dict[str, Move] = {}
@@ -262,7 +277,7 @@ def _apply_statuses(
             current[row.id] = target
         done[item.id] = f"status:{outcome.value}"
     write_statuses(session, list(net.values()))
-    write_events(session, moves, now)
+    write_events(session, moves, now, accepted=accepted)
     finished = [i for i, _, _ in statuses if i.id in done and done[i.id].startswith("status:")]
     if finished:
         # One UPDATE per distinct result (a handful: applied, refused, duplicate), each with

@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING
 
+from app.metrics import PROVIDER_CALLS
 from app.providers import get_provider
 from app.providers.base import ProviderError, RetryableError, SendResult
 
@@ -29,13 +30,23 @@ Outcome = SendResult | ProviderError
 def send_one(claim: Claim) -> Outcome:
     """One provider call; every failure comes back classified, never raised."""
     provider = get_provider(claim.provider)
+    outcome: Outcome
     try:
-        return provider.send(claim.account, claim.request)
+        outcome = provider.send(claim.account, claim.request)
     except ProviderError as exc:
-        return exc
+        outcome = exc
     except Exception as exc:  # an adapter bug or an unclassified transport error
         log.exception("provider send raised unclassified error", extra={"provider": claim.provider})
-        return RetryableError("unclassified_error", type(exc).__name__)
+        outcome = RetryableError("unclassified_error", type(exc).__name__)
+    PROVIDER_CALLS.labels(claim.provider, _outcome_name(outcome)).inc()
+    return outcome
+
+
+def _outcome_name(outcome: Outcome) -> str:
+    """accepted, retryable, throttled or permanent."""
+    if isinstance(outcome, SendResult):
+        return "accepted"
+    return type(outcome).__name__.removesuffix("Error").lower() or "error"
 
 
 class Sender:

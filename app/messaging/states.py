@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
 
 from app.messaging.reasons import StatusReason
+from app.metrics import Applied, accepted_times, count_transitions
 from app.models import Message, MessageEvent
 from app.models.types import utcnow
 
@@ -159,6 +160,13 @@ def _record(
     )
     session.add(event)
     session.info.setdefault(EVENT_MESSAGES, {})[message.id] = message
+    if kind == "transition" and outcome == Outcome.APPLIED.value and to_status is not None:
+        accepted = (
+            accepted_times(session, [message.id]).get(message.id)
+            if to_status == Status.DELIVERED.value
+            else None
+        )
+        count_transitions(session, [Applied(to_status, reason, message.id, utcnow(), accepted)])
     return event
 
 

@@ -1,8 +1,10 @@
 """SQLAlchemy models, one module per aggregate."""
 
 from app.models.account import ChannelAccount, WebhookSecret
+from app.models.analytics import DeliveryRollup
 from app.models.base import Base
 from app.models.consent import ConsentRecord, Erasure, Suppression
+from app.models.console import ConsoleAction, ConsoleUser
 from app.models.contact import Contact
 from app.models.crm import CrmConnection, CrmSync
 from app.models.inbox import InboxItem
@@ -17,9 +19,12 @@ __all__ = [
     "Base",
     "ChannelAccount",
     "ConsentRecord",
+    "ConsoleAction",
+    "ConsoleUser",
     "Contact",
     "CrmConnection",
     "CrmSync",
+    "DeliveryRollup",
     "Erasure",
     "InboxItem",
     "Message",

@@ -23,6 +23,14 @@ class Message(TenantScoped, Timestamped, Base):
         # The stuck report and reconciliation: a state, oldest first.
         Index("ix_messages_status_updated", "status", "updated_at"),
         # The batch claim: a lane's queued messages per tenant, oldest first (app.messaging.fair).
+        # The console's held messages, by reason (app.reports.overview).
+        Index(
+            "ix_messages_held",
+            "status_reason",
+            "tenant_id",
+            postgresql_where=text("status = 'scheduled'"),
+            sqlite_where=text("status = 'scheduled'"),
+        ),
         Index(
             "ix_messages_queued_lane",
             "priority",

@@ -175,3 +175,48 @@ def test_cancel_before_dispatch_is_honoured_by_the_worker(
     )
     assert r.status_code == 200 and r.json()["status"] == "canceled"
     assert "dispatched" not in applied(get(pipeline, ctx, mid))
+
+
+def test_metrics_merge_the_web_and_the_workers(pipeline: Pipeline, ctx: TenantCtx) -> None:
+    """prometheus-client's multiprocess mode: a send the worker made shows on the web's
+    /metrics, beside the web's own intents and the database gauges."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    from tests.support.processes import METRICS_TOKEN
+
+    r = requests.post(
+        f"{pipeline.base_url}/v1/messages",
+        json={"to": "+12025550177", "body": "metrics"},
+        headers=ctx.headers,
+        timeout=10,
+    )
+    assert r.status_code == 202
+    message_id = r.json()["id"]
+    deadline = time.monotonic() + 30
+    samples: dict[str, float] = {}
+    while time.monotonic() < deadline:
+        status = requests.get(
+            f"{pipeline.base_url}/v1/messages/{message_id}", headers=ctx.headers, timeout=10
+        ).json()["status"]
+        scraped = requests.get(
+            f"{pipeline.base_url}/metrics",
+            headers={"Authorization": f"Bearer {METRICS_TOKEN}"},
+            timeout=10,
+        )
+        assert scraped.status_code == 200
+        samples = {}
+        for family in text_string_to_metric_families(scraped.text):
+            for sample in family.samples:
+                key = sample.name + "".join(f",{k}={v}" for k, v in sorted(sample.labels.items()))
+                samples[key] = samples.get(key, 0.0) + sample.value
+        calls = samples.get("switchboard_provider_calls_total,outcome=accepted,provider=sandbox", 0)
+        delivered = samples.get("switchboard_accepted_to_delivered_seconds_count", 0)
+        if status == "delivered" and calls >= 1 and delivered >= 1:
+            break
+        time.sleep(0.3)
+    assert samples.get("switchboard_intents_total,result=accepted", 0) >= 1  # the web's
+    assert samples.get("switchboard_provider_calls_total,outcome=accepted,provider=sandbox", 0) >= 1
+    assert samples.get("switchboard_intent_to_accepted_seconds_count", 0) >= 1  # a worker's
+    assert samples.get("switchboard_accepted_to_delivered_seconds_count", 0) >= 1
+    assert samples.get("switchboard_transitions_total,reason=,status=delivered", 0) >= 1
+    assert samples.get("switchboard_gauges_up") == 1

@@ -42,6 +42,9 @@ from app.messaging.stuck import Window, stuck_report
 from app.models import CrmConnection, InboxItem, Message
 from app.outbox import relay
 from app.providers.signing import generate_secret, sign_headers
+from app.reports import analytics, lists
+from app.reports.analytics import rollup
+from app.reports.overview import overview
 from config import Settings
 from scripts.bench.seed import seed_history
 from tests.factories import add_api_key, make_tenant_ctx
@@ -189,6 +192,19 @@ def run_hot_paths(app: Flask, db: Database) -> list[tuple[str, Any]]:
         with db.session() as s:
             stuck_report(s, Window(settings.stuck_sla))
             stuck_syncs(s, timedelta(minutes=10))
+            # The console's overview and lists, and analytics (its rollup, then its query).
+            overview(s, Window(settings.stuck_sla), limiter)
+            overview(s, Window(settings.stuck_sla), limiter, tenant_id=ctx.tenant_id)
+            lists.held_messages(s, tenant_id=ctx.tenant_id)
+            lists.dead_syncs(s)
+            lists.parked_receipts(s)
+            rollup(s, hours=2)
+            analytics.query(
+                s,
+                tenant_id=ctx.tenant_id,
+                start=datetime.now(UTC) - timedelta(days=7),
+                end=datetime.now(UTC),
+            )
             for connection in s.query(CrmConnection).all():
                 sweep_missing(s, connection, datetime.now(UTC) - timedelta(days=1))
     finally:

@@ -17,6 +17,7 @@ from app.broker import QueueNames
 from tests.support.backends import ROOT, Backend
 
 BIN = Path(sys.executable).parent
+METRICS_TOKEN = "e2e-metrics-token-0123456789"
 
 
 def free_port() -> int:
@@ -120,12 +121,17 @@ def start_pipeline(
 ) -> Pipeline:
     port = free_port()
     base_url = f"http://127.0.0.1:{port}"
+    # Every process writes its metrics here; the web's /metrics merges them (as make run).
+    metrics_dir = log_dir / "prometheus"
+    metrics_dir.mkdir(parents=True, exist_ok=True)
     env = {
         **backend.process_env(),
         "PORT": str(port),
         "PUBLIC_BASE_URL": base_url,
         "WEB_CONCURRENCY": "2",
         "PYTHONUNBUFFERED": "1",
+        "PROMETHEUS_MULTIPROC_DIR": str(metrics_dir),
+        "METRICS_TOKEN": METRICS_TOKEN,
         **(extra_env or {}),
     }
     log_dir.mkdir(parents=True, exist_ok=True)

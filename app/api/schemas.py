@@ -1,0 +1,255 @@
+"""Response shapes, as pydantic models: the OpenAPI description is generated from these
+and from the request models that validate (SendIntent, ConsentIn).
+
+The suite validates real responses against the generated description
+(tests/integration/test_openapi.py), so these cannot drift from what the API answers.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from app.messaging.channels import Channel
+
+
+class ErrorItem(BaseModel):
+    field: str
+    code: str
+    message: str
+
+
+class ProblemDoc(BaseModel):
+    """RFC 9457 problem details, with a machine-readable ``reason``."""
+
+    model_config = ConfigDict(title="Problem", extra="allow")
+
+    type: str
+    title: str
+    status: int
+    detail: str
+    reason: str
+    errors: list[ErrorItem] | None = None
+
+
+class Event(BaseModel):
+    id: int
+    kind: str
+    from_: str | None = Field(alias="from")
+    to: str | None
+    outcome: str
+    reason: str | None
+    source: str
+    data: dict[str, Any]
+    at: str | None
+
+
+class MediaOut(BaseModel):
+    url: str
+    content_type: str
+
+
+class MessageOut(BaseModel):
+    """A message. Outbound ones carry ``to``; inbound ones ``from``."""
+
+    model_config = ConfigDict(title="Message")
+
+    id: str
+    direction: Literal["outbound", "inbound"]
+    status: str
+    status_reason: str | None
+    to: str | None = None
+    from_: str | None = Field(default=None, alias="from")
+    channel: Channel
+    channels: list[Channel]
+    account_id: str
+    body: str | None
+    media: list[MediaOut]
+    priority: Literal["urgent", "normal", "bulk"]
+    segments: int
+    encoding: str
+    attempts: int
+    provider_message_id: str | None
+    send_at: str | None
+    next_attempt_at: str | None
+    expires_at: str | None
+    quiet_hours: str
+    purpose: str | None
+    journey_id: str | None
+    external_ref: str | None
+    metadata: dict[str, Any]
+    created_at: str | None
+    updated_at: str | None
+    events: list[Event] | None = None
+
+
+class MessagePage(BaseModel):
+    data: list[MessageOut]
+    next_cursor: str | None
+
+
+class ConsentState(BaseModel):
+    status: str
+    since: str | None
+    source: str | None
+
+
+class ConsentRecordOut(BaseModel):
+    channel: str
+    status: str
+    source: str
+    jurisdiction: str | None
+    evidence: str | None
+    at: str | None
+
+
+class Consents(BaseModel):
+    phone: str
+    current: dict[str, ConsentState]
+    history: list[ConsentRecordOut]
+
+
+class TimezoneIn(BaseModel):
+    timezone: str = Field(description="An IANA zone, such as America/Chicago.")
+
+
+class TimezoneOut(BaseModel):
+    id: str
+    phone: str
+    timezone: str
+
+
+class Erasure(BaseModel):
+    erasure_id: str
+    erased_at: str | None
+    counts: dict[str, int]
+
+
+class Latency(BaseModel):
+    p50_seconds: float | None
+    p95_seconds: float | None
+
+
+class AnalyticsRow(BaseModel):
+    period: str
+    tenant_id: str | None = None
+    account_id: str | None = None
+    channel: Channel | None = None
+    sent: int
+    delivered: int
+    failed: int
+    undelivered: int
+    replies: int
+    opt_outs: int
+    reasons: dict[str, dict[str, int]]
+    time_to_delivered: Latency
+
+
+class Analytics(BaseModel):
+    tenant_id: str
+    bucket: Literal["hour", "day"]
+    start: str
+    end: str
+    rows: list[AnalyticsRow]
+
+
+class RedriveIn(BaseModel):
+    """Give ``ids``, or ``status`` with ``older_than``."""
+
+    ids: list[str] | None = None
+    status: str | None = None
+    older_than: str | None = Field(default=None, description="A duration: 90s, 10m, 2h, 1d.")
+    dry_run: bool = False
+
+
+class RedriveAction(BaseModel):
+    id: str
+    status: str
+    action: str
+    detail: str
+
+
+class RedriveOut(BaseModel):
+    dry_run: bool
+    messages: list[RedriveAction]
+
+
+class StuckReport(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    counts: dict[str, dict[str, int]]
+    messages: list[dict[str, Any]]
+    inbox: dict[str, int]
+    syncs: list[dict[str, Any]]
+
+
+class RoutingRule(BaseModel):
+    id: str
+    position: int
+    name: str
+    match: str
+    values: list[str]
+    action: str
+    target: str | None
+    final: bool
+
+
+class RoutingRules(BaseModel):
+    data: list[RoutingRule]
+
+
+class RoutingRuleIn(BaseModel):
+    """See the README's routing section for the matches and actions."""
+
+    name: str
+    match: str
+    values: list[str] = []
+    action: str
+    target: str | None = None
+    final: bool = False
+
+
+class CrmConnection(BaseModel):
+    """A CRM connection: never its token or secret."""
+
+    id: str
+    kind: Literal["hubspot", "salesforce", "webhook"]
+    active: bool
+    url: str | None
+    created_at: str
+    budget: dict[str, Any]
+
+
+class CrmConnections(BaseModel):
+    data: list[CrmConnection]
+
+
+class CrmConnectionIn(BaseModel):
+    """``kind`` and its credentials (see the README's CRM section); ``plan`` and limits
+    optional."""
+
+    model_config = ConfigDict(extra="allow")
+
+    kind: Literal["hubspot", "salesforce", "webhook"]
+
+
+class SyncIds(BaseModel):
+    ids: list[int] | None = None
+    dry_run: bool = False
+
+
+class SyncRedrive(BaseModel):
+    dry_run: bool
+    syncs: list[dict[str, Any]]
+
+
+class Health(BaseModel):
+    status: str
+    checks: dict[str, str] | None = None
+
+
+class AnyObject(BaseModel):
+    """An object (see the README for this endpoint's fields)."""
+
+    model_config = ConfigDict(extra="allow")
