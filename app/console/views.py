@@ -322,21 +322,33 @@ def analytics_page() -> Any:
         start = start.replace(hour=0)
     with _db().session() as s:
         rows = analytics.query(s, tenant_id=tenant, start=start, end=end, bucket=bucket)
-    labels = [r["period"][5:10] if bucket == "day" else r["period"][11:16] for r in rows]
+    # Every period of the range on the axis, those without traffic at zero.
+    step = timedelta(days=1) if bucket == "day" else timedelta(hours=1)
+    by_period = {r["period"]: r for r in rows}
+    periods = []
+    moment = start
+    while moment < end:
+        periods.append(moment.isoformat())
+        moment += step
+    labels = [p[5:10] if bucket == "day" else p[11:16] for p in periods]
+
+    def series(name: str) -> list[float]:
+        return [by_period[p][name] if p in by_period else 0 for p in periods]
+
     chart = stacked_bars(
         labels,
         [
-            ("delivered", "#2e7d32", [r["delivered"] for r in rows]),
-            ("failed", "#c62828", [r["failed"] for r in rows]),
-            ("undelivered", "#ef6c00", [r["undelivered"] for r in rows]),
+            ("delivered", "#2e7d32", series("delivered")),
+            ("failed", "#c62828", series("failed")),
+            ("undelivered", "#ef6c00", series("undelivered")),
         ],
         f"Outcomes per {bucket}",
     )
     replies = stacked_bars(
         labels,
         [
-            ("replies", "#1565c0", [r["replies"] for r in rows]),
-            ("opt-outs", "#6a1b9a", [r["opt_outs"] for r in rows]),
+            ("replies", "#1565c0", series("replies")),
+            ("opt-outs", "#6a1b9a", series("opt_outs")),
         ],
         f"Replies and opt-outs per {bucket}",
     )

@@ -304,6 +304,8 @@ def test_dead_syncs_and_parked_receipts_lists(app: Flask, db: Database) -> None:
         assert viewer.get(f"/console/lists/{name}").status_code == 200
     assert viewer.get("/console/lists/other").status_code == 404
     assert viewer.get("/console/analytics").status_code == 200
+    hourly = viewer.get("/console/analytics?days=2").get_data(as_text=True)
+    assert hourly.count("<svg") == 2 and "Outcomes per hour" in hourly
     assert viewer.get("/console/?tenant=not-a-tenant").status_code == 400
     assert CrmSync and InboxItem  # the lists read these tables
 
