@@ -51,6 +51,7 @@ bench: $(STAMP)
 	$(BIN)/python scripts/bench/crm.py
 	$(BIN)/python scripts/bench/soak.py
 	$(BIN)/python scripts/bench/console.py
+	$(BIN)/python scripts/bench/templates.py
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache .hypothesis

@@ -19,10 +19,12 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         contacts,
         crm,
         health,
+        links,
         messages,
         metrics,
         openapi,
         rules,
+        templates,
         webhooks,
     )
     from app.api.errors import register_error_handlers
@@ -87,6 +89,8 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     app.register_blueprint(rules.bp)
     app.register_blueprint(crm.bp)
     app.register_blueprint(analytics.bp)
+    app.register_blueprint(templates.bp)
+    app.register_blueprint(links.bp)
     app.register_blueprint(metrics.bp)
     app.register_blueprint(openapi.bp)
     install_console(app, settings)

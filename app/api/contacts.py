@@ -13,6 +13,7 @@ from app.api.consents import phone_arg, record_view
 from app.api.errors import Problem
 from app.api.representations import iso, message_view
 from app.api.session import request_session
+from app.content.locales import normalize
 from app.messaging.contacts import get_or_create_contact
 from app.messaging.data_subjects import collect, erase
 
@@ -44,6 +45,34 @@ def set_timezone() -> Any:
     return {"id": contact.id, "phone": phone, "timezone": name}
 
 
+@bp.put("/locale")
+@require_scope("messages:write")
+def set_locale() -> Any:
+    """Store the contact's preferred locale (templates use it when a send names none)."""
+    phone = phone_arg()
+    payload = json_object()
+    try:
+        tag = (
+            normalize(str(payload.get("locale", "")))
+            if isinstance(payload.get("locale"), str)
+            else None
+        )
+    except ValueError:
+        tag = None
+    if tag is None:
+        raise Problem(
+            422,
+            "validation_failed",
+            "locale must be a locale tag such as pt-BR",
+            errors=[{"field": "locale", "code": "invalid", "message": "not a locale tag"}],
+        )
+    session = request_session()
+    contact = get_or_create_contact(session, g.tenant_id, phone)
+    contact.locale = tag
+    session.commit()
+    return {"id": contact.id, "phone": phone, "locale": tag}
+
+
 @bp.get("/export")
 @require_scope("admin")
 def export() -> Any:
@@ -59,6 +88,7 @@ def export() -> Any:
             "id": contact.id,
             "phone": contact.phone,
             "timezone": contact.timezone,
+            "locale": contact.locale,
             "crm_refs": contact.crm_refs,
             "created_at": iso(contact.created_at),
         },

@@ -20,6 +20,8 @@ from app.api.errors import Problem, validation_problem
 from app.api.representations import message_view
 from app.api.session import get_db, request_session
 from app.broker import TaskNames
+from app.content.sending import FromTemplate, prepare
+from app.content.store import TemplateProblem
 from app.messaging.intake import (
     IdempotencyConflict,
     PolicyRefused,
@@ -113,12 +115,29 @@ def create_message() -> Any:
     _check_api_rate(session, tenant)
     digest = request_hash(payload)
     engine = get_db().engine
+    template: FromTemplate | None = None
+    if intent.template is not None:
+        try:
+            intent, template = prepare(session, tenant.id, intent, _settings().public_base_url)
+        except TemplateProblem as exc:
+            raise Problem(
+                422,
+                "validation_failed",
+                "the template could not be rendered",
+                errors=[p.as_dict() for p in exc.problems],
+            ) from None
     if engine.dialect.name == "postgresql":
         if session.in_transaction():  # the database rate limiter's bucket: release it now
             session.commit()
         try:
             accepted = accept_fast(
-                engine, _settings(), tenant, intent, idempotency_key=key, payload_hash=digest
+                engine,
+                _settings(),
+                tenant,
+                intent,
+                idempotency_key=key,
+                payload_hash=digest,
+                template=template,
             )
         except IntegrityError:  # a concurrent request with the same key: the general path
             accepted = None
@@ -132,7 +151,13 @@ def create_message() -> Any:
     # The general path: a replay or a conflict, a refusal, no route, another zone, or SQLite.
     try:
         result = accept_intent(
-            session, _settings(), tenant, intent, idempotency_key=key, payload_hash=digest
+            session,
+            _settings(),
+            tenant,
+            intent,
+            idempotency_key=key,
+            payload_hash=digest,
+            template=template,
         )
         session.commit()
     except IdempotencyConflict as exc:

@@ -44,6 +44,14 @@ _MODELS: list[tuple[type[BaseModel], JsonSchemaMode]] = [
     (s.CrmConnection, "serialization"),
     (s.SyncIds, "validation"),
     (s.SyncRedrive, "serialization"),
+    (s.TemplateIn, "validation"),
+    (s.TemplateVersionIn, "validation"),
+    (s.TemplateOut, "serialization"),
+    (s.TemplateList, "serialization"),
+    (s.PreviewIn, "validation"),
+    (s.PreviewOut, "serialization"),
+    (s.LocaleIn, "validation"),
+    (s.LocaleOut, "serialization"),
 ]
 PROBLEM_CODES = {
     400: "Malformed JSON, or a bad cursor.",
@@ -129,6 +137,13 @@ MESSAGE_ID = {
 }
 
 
+TEMPLATE_REF = {
+    "name": "ref",
+    "in": "path",
+    "required": True,
+    "description": "The template's id (tpl_...) or its name.",
+    "schema": {"type": "string"},
+}
 CONNECTION_ID = {
     "name": "connection_id",
     "in": "path",
@@ -341,6 +356,77 @@ def build() -> dict[str, Any]:
                 "admin",
                 {"200": _json(s.SyncRedrive, "What was re-driven."), **_problems(413, 415, 422)},
                 body=s.SyncIds,
+            )
+        },
+        "/v1/templates": {
+            "post": _op(
+                "createTemplate",
+                "Create a template (its version 1)",
+                "templates:write",
+                {"201": _json(s.TemplateOut, "Created."), **_problems(413, 415, 422)},
+                body=s.TemplateIn,
+            ),
+            "get": _op(
+                "listTemplates",
+                "The tenant's templates",
+                "templates:write",
+                {"200": _json(s.TemplateList, "The templates.")},
+                params=[
+                    _query(
+                        "archived",
+                        "true: archived ones too.",
+                        type="string",
+                        enum=["true", "false"],
+                    )
+                ],
+            ),
+        },
+        "/v1/templates/{ref}": {
+            "get": _op(
+                "getTemplate",
+                "A template and one version (the latest unless ?version=)",
+                "templates:write",
+                {"200": _json(s.TemplateOut, "The template."), **_problems(404, 422)},
+                params=[TEMPLATE_REF, _query("version", "A version number.", type="integer")],
+            )
+        },
+        "/v1/templates/{ref}/versions": {
+            "post": _op(
+                "addTemplateVersion",
+                "Add a version: sends already made keep theirs",
+                "templates:write",
+                {"201": _json(s.TemplateOut, "Added."), **_problems(404, 409, 413, 415, 422)},
+                body=s.TemplateVersionIn,
+                params=[TEMPLATE_REF],
+            )
+        },
+        "/v1/templates/{ref}/archive": {
+            "post": _op(
+                "archiveTemplate",
+                "Archive a template",
+                "templates:write",
+                {"200": _json(s.TemplateOut, "Archived."), **_problems(404)},
+                params=[TEMPLATE_REF],
+            )
+        },
+        "/v1/templates/{ref}/preview": {
+            "post": _op(
+                "previewTemplate",
+                "Each channel's text, encoding, segments and the characters forcing UCS-2",
+                "templates:write",
+                {"200": _json(s.PreviewOut, "The preview."), **_problems(404, 413, 415, 422)},
+                body=s.PreviewIn,
+                params=[TEMPLATE_REF],
+            )
+        },
+        "/v1/contacts/locale": {
+            "put": _op(
+                "setContactLocale",
+                "Store a contact's preferred locale (for templates)",
+                "messages:write",
+                {"200": _json(s.LocaleOut, "Stored."), **_problems(413, 415, 422)},
+                body=s.LocaleIn,
+                params=[_phone()],
             )
         },
         "/healthz": {

@@ -55,6 +55,13 @@ def message_view(
         "journey_id": message.journey_id,
         "external_ref": message.external_ref,
         "metadata": message.metadata_,
+        "template": None
+        if getattr(message, "template_id", None) is None
+        else {
+            "id": getattr(message, "template_id", None),
+            "version": getattr(message, "template_version", None),
+            "locale": getattr(message, "template_locale", None),
+        },
         "created_at": iso(message.created_at),
         "updated_at": iso(message.updated_at),
     }

@@ -50,6 +50,12 @@ class MediaOut(BaseModel):
     content_type: str
 
 
+class TemplateRef(BaseModel):
+    id: str
+    version: int
+    locale: str
+
+
 class MessageOut(BaseModel):
     """A message. Outbound ones carry ``to``; inbound ones ``from``."""
 
@@ -79,6 +85,7 @@ class MessageOut(BaseModel):
     journey_id: str | None
     external_ref: str | None
     metadata: dict[str, Any]
+    template: TemplateRef | None = None
     created_at: str | None
     updated_at: str | None
     events: list[Event] | None = None
@@ -242,6 +249,83 @@ class SyncIds(BaseModel):
 class SyncRedrive(BaseModel):
     dry_run: bool
     syncs: list[dict[str, Any]]
+
+
+class VariableDecl(BaseModel):
+    type: Literal["string", "number", "date", "url"]
+    required: bool = True
+    max_length: int | None = Field(default=None, ge=1, le=1600)
+    decimals: int | None = Field(default=None, ge=0, le=6)
+    format: Literal["iso", "dmy", "mdy"] | None = None
+
+
+class TemplateVersionIn(BaseModel):
+    """A version: typed variables, and content per locale (``en``, ``pt-BR``) and channel:
+    ``{"sms": "text", "mms": {"text", "media"}, "rcs": {"text", "card", "suggestions"}}``.
+    Text uses ``((variable))`` and ``((variable??optional text))``."""
+
+    variables: dict[str, VariableDecl] = {}
+    default_locale: str
+    locales: dict[str, dict[str, Any]]
+
+
+class TemplateIn(TemplateVersionIn):
+    name: str = Field(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9_.-]+$")
+
+
+class TemplateVersionOut(BaseModel):
+    version: int
+    variables: dict[str, dict[str, Any]]
+    default_locale: str
+    locales: dict[str, dict[str, Any]]
+    created_at: str
+
+
+class TemplateOut(BaseModel):
+    id: str
+    name: str
+    latest_version: int
+    archived: bool
+    created_at: str
+    version: TemplateVersionOut | None = None
+    versions: list[int] | None = None
+
+
+class TemplateList(BaseModel):
+    data: list[TemplateOut]
+
+
+class PreviewIn(BaseModel):
+    variables: dict[str, Any] = {}
+    locale: str | None = None
+    version: int | None = None
+
+
+class ChannelPreview(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    text: str
+    encoding: Literal["GSM-7", "UCS-2"]
+    segments: int
+    characters: int
+    ucs2_characters: list[str]
+
+
+class PreviewOut(BaseModel):
+    locale: str
+    version: int
+    shortened: list[str]
+    channels: dict[str, ChannelPreview]
+
+
+class LocaleIn(BaseModel):
+    locale: str = Field(description="A locale tag, such as pt-BR.")
+
+
+class LocaleOut(BaseModel):
+    id: str
+    phone: str
+    locale: str
 
 
 class Health(BaseModel):

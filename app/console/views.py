@@ -3,6 +3,7 @@ phone numbers and bodies. Every action shows a dry run first and is recorded."""
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -27,10 +28,12 @@ from wtforms.validators import ValidationError
 
 from app.console.actions import KINDS, parse_ids, perform
 from app.console.charts import stacked_bars
+from app.content import store
+from app.content.store import TemplateProblem
 from app.db import Database
 from app.messaging.phones import InvalidPhoneNumber, to_e164
 from app.messaging.stuck import Window
-from app.models import ConsoleUser, Contact, Message, MessageEvent, Tenant
+from app.models import ConsoleUser, Contact, Message, MessageEvent, Template, Tenant
 from app.models.types import is_id
 from app.reports import analytics, lists
 from app.reports.overview import overview
@@ -361,6 +364,52 @@ def analytics_page() -> Any:
         tenants=_tenants(),
         days=span,
         bucket=bucket,
+    )
+
+
+@bp.route("/templates", methods=["GET", "POST"])
+def templates_page() -> Any:
+    """Templates by tenant, and a preview with its price: the API's preview, on a form."""
+    tenant = _tenant_arg()
+    with _db().session() as s:
+        query = select(Template).where(Template.archived_at.is_(None))
+        if tenant is not None:
+            query = query.where(Template.tenant_id == tenant)
+        found = [
+            (t.id, t.tenant_id, t.name, t.latest_version)
+            for t in s.scalars(query.order_by(Template.tenant_id, Template.name).limit(500))
+        ]
+    chosen = request.values.get("template", "")
+    variables = request.form.get("variables", "{}")
+    locale = request.form.get("locale") or None
+    preview: dict[str, Any] | None = None
+    problems: list[str] = []
+    if request.method == "POST" and chosen:
+        try:
+            given = json.loads(variables)
+        except ValueError as exc:
+            problems.append(f"variables: not JSON ({exc})")
+            given = None
+        with _db().session() as s:
+            template = s.get(Template, chosen) if is_id(chosen, "tpl") else None
+            if template is None:
+                abort(404, description="no such template")
+            if given is not None:
+                try:
+                    version = store.version_of(s, template, None)
+                    preview = store.preview(version, given, locale, _settings().public_base_url)
+                except TemplateProblem as exc:
+                    problems += [f"{p.field}: {p.message}" for p in exc.problems]
+    return render_template(
+        "console/templates.html",
+        found=found,
+        chosen=chosen,
+        variables=variables,
+        locale=locale or "",
+        preview=preview,
+        problems=problems,
+        tenant=tenant,
+        tenants=_tenants(),
     )
 
 

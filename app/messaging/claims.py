@@ -65,7 +65,20 @@ _COLUMNS = (
     Message.throttles,
     Message.body,
     Message.media,
+    Message.alternates,
 )
+
+
+def content_for(
+    channel: str, body: str | None, media: str | None, alternates: str | None
+) -> tuple[str | None, list[dict[str, str]]]:
+    """What to send on ``channel``: its own content when the message has per-channel
+    content (from a template), else the message's body and media."""
+    if alternates:
+        own = json.loads(alternates).get(channel)
+        if own is not None:
+            return own.get("body"), list(own.get("media") or [])
+    return body, json.loads(media) if media else []
 
 
 @dataclass(frozen=True)
@@ -220,13 +233,14 @@ def _claim_rows(
     for row, _ in going:
         account = accounts[row.account_id]
         provider = get_provider(account.provider)
+        body, media = content_for(row.channel, row.body, row.media, row.alternates)
         request = SendRequest(
             message_id=row.id,
             to=contacts[row.contact_id].phone,
             sender=account.sender,
             channel=row.channel,
-            body=row.body,
-            media=json.loads(row.media) if row.media else [],
+            body=body,
+            media=media,
             attempt=row.attempts + 1 + row.throttles,
             status_callback=webhook_url(settings.public_base_url, provider.name, account.id),
         )

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -24,6 +25,9 @@ from app.models import Message, Tenant
 from app.models.types import new_id, utcnow
 from app.outbox import enqueue
 from config import Settings
+
+if TYPE_CHECKING:
+    from app.content.sending import FromTemplate
 
 
 class PolicyRefused(Exception):
@@ -107,6 +111,7 @@ def accept_intent(
     payload_hash: str,
     source: str = "api",
     purpose: str | None = None,
+    template: FromTemplate | None = None,
 ) -> IntakeResult:
     """Persist the intent and owe its dispatch. The caller commits.
 
@@ -157,6 +162,12 @@ def accept_intent(
         created_at=now,
         updated_at=now,
     )
+    if template is not None:
+        message.template_id = template.template_id
+        message.template_version = template.version
+        message.template_locale = template.locale
+        message.alternates = json.dumps(template.alternates) if template.alternates else None
+        session.add_all(template.short_links(tenant_id))
     session.add(message)
     record_created(session, message, source=source, data={"policy": decision.as_data()})
     if not scheduled:

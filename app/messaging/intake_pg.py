@@ -29,7 +29,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Engine
 
@@ -48,6 +48,9 @@ from app.models import Tenant
 from app.models.types import new_id, utcnow
 from app.security.crypto import keyring
 from config import Settings
+
+if TYPE_CHECKING:
+    from app.content.sending import FromTemplate
 
 # Consent only refuses, so the decision is asked with a state that does not; the
 # statement itself refuses to write when the records say otherwise.
@@ -117,13 +120,14 @@ WITH prior AS (
         priority, status, status_reason, attempts, throttles, next_attempt_at, not_before,
         expires_at, rate_slot_at, provider_message_id, segments, encoding, quiet_hours,
         purpose, journey_id, external_ref, metadata, idempotency_key, request_hash,
-        created_at, updated_at
+        template_id, template_version, template_locale, alternates, created_at, updated_at
     )
     SELECT %(message_id)s, %(tenant_id)s, 'outbound', ready.channel, %(channels_json)s::json,
            ready.account_id, ready.contact_id, %(body)s, %(media)s, %(priority)s,
            %(status)s, %(status_reason)s, 0, 0, NULL, %(not_before)s, %(expires_at)s, NULL,
            NULL, %(segments)s, %(encoding)s, %(quiet_hours)s, NULL, %(journey_id)s,
            %(external_ref)s, %(metadata)s::json, %(idempotency_key)s, %(request_hash)s,
+           %(template_id)s, %(template_version)s, %(template_locale)s, %(alternates)s,
            %(now)s, %(now)s
     FROM ready
     RETURNING id, channel, account_id, contact_id
@@ -139,6 +143,10 @@ WITH prior AS (
                  (2, 'pending', %(status)s, %(status_reason)s, %(decision)s::json))
          AS e(n, from_status, to_status, reason, data)
     ORDER BY e.n
+), links AS (
+    INSERT INTO short_links (code, tenant_id, url, created_at)
+    SELECT l.code, %(tenant_id)s, l.url, %(now)s
+    FROM message, unnest(%(link_codes)s::text[], %(link_urls)s::text[]) AS l(code, url)
 ), wake AS (
     INSERT INTO outbox (task_name, queue, args, attempts, created_at)
     SELECT %(task_name)s, %(lane)s, %(task_args)s::json, 0, %(now)s
@@ -150,7 +158,7 @@ SELECT message.channel, message.account_id, message.contact_id, (SELECT id FROM 
 FROM message
 """
 _STATEMENT = Prepared.of(
-    "switchboard_intake_v1",
+    "switchboard_intake_v2",
     _SQL,
     {
         "channels": "text[]",
@@ -161,6 +169,9 @@ _STATEMENT = Prepared.of(
         "not_before": "timestamptz",
         "expires_at": "timestamptz",
         "segments": "integer",
+        "template_version": "integer",
+        "link_codes": "text[]",
+        "link_urls": "text[]",
     },
 )
 
@@ -194,6 +205,9 @@ class NewMessage:
     provider_message_id: str | None = None
     next_attempt_at: datetime | None = None
     purpose: str | None = None
+    template_id: str | None = None
+    template_version: int | None = None
+    template_locale: str | None = None
 
     @property
     def updated_at(self) -> datetime:
@@ -218,6 +232,7 @@ def accept_fast(
     *,
     idempotency_key: str | None,
     payload_hash: str,
+    template: FromTemplate | None = None,
 ) -> Accepted | None:
     """Accept the intent in one round trip, or None (nothing written): take the general path."""
     now = utcnow()
@@ -268,6 +283,14 @@ def accept_fast(
         "lane": lane,
         "task_args": json.dumps([message_id]),
         "queued": status is Status.QUEUED,
+        "template_id": template.template_id if template else None,
+        "template_version": template.version if template else None,
+        "template_locale": template.locale if template else None,
+        "alternates": ring.encrypt(json.dumps(template.alternates))
+        if template and template.alternates
+        else None,
+        "link_codes": [code for code, _ in template.links] if template else [],
+        "link_urls": [url for _, url in template.links] if template else [],
     }
     row = execute_at_once(engine, _STATEMENT, params)
     if row is None:
@@ -299,5 +322,8 @@ def accept_fast(
         external_ref=intent.external_ref,
         metadata_=intent.metadata,
         created_at=now,
+        template_id=template.template_id if template else None,
+        template_version=template.version if template else None,
+        template_locale=template.locale if template else None,
     )
     return Accepted(message, tenant.id, outbox_id, lane)

@@ -56,6 +56,11 @@ class SendIntent(BaseModel):
     journey_id: Annotated[str, Field(max_length=200)] | None = None
     external_ref: Annotated[str, Field(max_length=200)] | None = None
     metadata: dict[str, Any] = {}
+    # Or from a template (its id or name), with its variables and an optional locale (else
+    # the contact's stored one, else the template's default).
+    template: Annotated[str, Field(min_length=1, max_length=100)] | None = None
+    variables: dict[str, Any] | None = None
+    locale: Annotated[str, Field(max_length=35)] | None = None
 
     @field_validator("channels")
     @classmethod
@@ -73,6 +78,12 @@ class SendIntent(BaseModel):
 
     @model_validator(mode="after")
     def _content(self) -> SendIntent:
+        if self.template is not None:
+            if self.body is not None or self.media:
+                raise ValueError("give a template or a body (and media), not both")
+            return self
+        if self.variables is not None or self.locale is not None:
+            raise ValueError("variables and locale go with a template")
         if not self.body and not self.media:
             raise ValueError("a message needs a body, media, or both")
         if self.media and not set(self.channels) & {"mms", "rcs"}:

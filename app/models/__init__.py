@@ -12,6 +12,7 @@ from app.models.message import Message, MessageEvent
 from app.models.outbox import OutboxRow
 from app.models.ratelimit import RateBucket
 from app.models.rules import RoutingRule
+from app.models.template import ShortLink, Template, TemplateVersion
 from app.models.tenant import ApiKey, Tenant
 
 __all__ = [
@@ -32,7 +33,10 @@ __all__ = [
     "OutboxRow",
     "RateBucket",
     "RoutingRule",
+    "ShortLink",
     "Suppression",
+    "Template",
+    "TemplateVersion",
     "Tenant",
     "WebhookSecret",
 ]

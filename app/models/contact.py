@@ -18,4 +18,6 @@ class Contact(TenantScoped, Timestamped, Base):
     phone: Mapped[str] = mapped_column(Encrypted())
     phone_index: Mapped[str] = mapped_column(String(64))
     timezone: Mapped[str | None] = mapped_column(String(64), default=None)
+    # Its preferred locale (pt-BR), for templates; None: the template's default.
+    locale: Mapped[str | None] = mapped_column(String(35), default=None)
     crm_refs: Mapped[dict[str, str]] = mapped_column(JSON, default=dict)

@@ -70,6 +70,13 @@ class Message(TenantScoped, Timestamped, Base):
     journey_id: Mapped[str | None] = mapped_column(String(200), default=None, index=True)
     external_ref: Mapped[str | None] = mapped_column(String(200), default=None)
     metadata_: Mapped[dict[str, Any]] = mapped_column("metadata", JSON, default=dict)
+    # Sent from a template: which, which version (pinned at intake), in which locale; and
+    # each channel's own content ({channel: {"body", "media"}}), encrypted as a whole, so
+    # a fallback (RCS to SMS, say) sends that channel's text.
+    template_id: Mapped[str | None] = mapped_column(String(40), default=None)
+    template_version: Mapped[int | None] = mapped_column(default=None)
+    template_locale: Mapped[str | None] = mapped_column(String(35), default=None)
+    alternates: Mapped[str | None] = mapped_column(Encrypted(), default=None)
     idempotency_key: Mapped[str | None] = mapped_column(String(255), default=None)
     request_hash: Mapped[str | None] = mapped_column(String(64), default=None)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)

@@ -7,7 +7,14 @@ import secrets
 
 KEY_PREFIX = "sb_live_"
 KNOWN_SCOPES = frozenset(
-    {"messages:write", "messages:read", "consents:write", "consents:read", "admin"}
+    {
+        "messages:write",
+        "messages:read",
+        "consents:write",
+        "consents:read",
+        "templates:write",
+        "admin",
+    }
 )
 
 

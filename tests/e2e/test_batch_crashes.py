@@ -59,7 +59,15 @@ def test_kill_9_mid_batch_sends_each_once_and_loses_none(
     wait_for("each message final or reported stuck", settled, run, 90)
     time.sleep(3)  # give a wrongful resend every chance to show up
     # At most once each, and none lost: the ones not yet claimed went out after the restart.
-    assert Counter(to for _, to in fake.arrivals) == Counter(RECIPIENTS)
+    # One claimed by the killed worker whose call had not left it yet stays `dispatched`
+    # (the send may have happened, as far as anyone can tell): never re-sent blindly, and
+    # the stuck report shows it.
+    arrived = Counter(to for _, to in fake.arrivals)
+    assert max(arrived.values()) == 1, arrived
+    stuck = {m["id"] for m in run.cli("stuck", "--older-than", "0s")["messages"]}
+    for message_id, to in zip(ids, RECIPIENTS, strict=True):
+        assert to in arrived or message_id in stuck, f"{to} neither sent nor reported"
+    assert len(arrived) >= len(RECIPIENTS) - 10  # at most the last claim's batch was cut
     delivered = [i for i, s in statuses(run, ctx, ids).items() if s == "delivered"]  # type: ignore[arg-type]
     assert len(delivered) >= len(RECIPIENTS) - in_flight
 

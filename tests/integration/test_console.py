@@ -366,3 +366,42 @@ def test_the_database_down_gives_a_503_page_and_changes_nothing(
         },
     )
     assert r.status_code == 503
+
+
+def test_the_console_previews_and_prices_a_template(
+    app: Flask, db: Database, ctx: TenantCtx
+) -> None:
+    from app.content import store
+
+    with db.session() as s:
+        template, _ = store.create(
+            s,
+            ctx.tenant_id,
+            {
+                "name": "code",
+                "variables": {"code": {"type": "string"}},
+                "default_locale": "en",
+                "locales": {"en": {"sms": "Your code is ((code)) ✅"}},
+            },
+            "test",
+        )
+        template_id = template.id
+    viewer = signed_in(app, db, "viewer")
+    page = viewer.get(f"/console/templates?tenant={ctx.tenant_id}").get_data(as_text=True)
+    assert template_id in page
+    r = viewer.post(
+        "/console/templates",
+        data={
+            "template": template_id,
+            "variables": '{"code": "123456"}',
+            "csrf_token": csrf_of(page),
+        },
+    )
+    text = r.get_data(as_text=True)
+    price = text.split('id="price"')[1]
+    assert "Your code is 123456 ✅" in price and "UCS-2" in price and "✅" in price
+    r = viewer.post(
+        "/console/templates",
+        data={"template": template_id, "variables": "{}", "csrf_token": csrf_of(page)},
+    )
+    assert "variables.code: a string is required" in r.get_data(as_text=True)

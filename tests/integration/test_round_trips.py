@@ -165,6 +165,29 @@ def test_send_intent_round_trips(cached_app: Flask) -> None:
     # A replay finds the key taken: nothing written, and the general path answers it.
     measure(db, "POST /v1/messages (replay, general path)", 4, replay)
 
+    from app.content import store
+
+    with db.session() as s:
+        store.create(
+            s,
+            ctx.tenant_id,
+            {
+                "name": "rt",
+                "variables": {"n": {"type": "number"}, "u": {"type": "url"}},
+                "default_locale": "en",
+                "locales": {"en": {"sms": "Number ((n)): ((u))"}},
+            },
+            "test",
+        )
+
+    def from_template() -> None:
+        body = {"to": "+12025550104", "template": "rt", "variables": {"n": 1, "u": "https://x.io"}}
+        assert client.post("/v1/messages", json=body, headers=ctx.headers).status_code == 202
+
+    from_template()  # warm: the version is parsed once per process
+    # The template's current version (and the contact's locale), then the same one statement.
+    measure(db, "POST /v1/messages (from a template)", 2, from_template)
+
 
 def test_webhook_and_receipt_round_trips(cached_app: Flask) -> None:
     client = cached_app.test_client()

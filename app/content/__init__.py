@@ -1,0 +1,1 @@
+"""Message templates: typed variables, a logic-free renderer, locales and versions."""
