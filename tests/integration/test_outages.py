@@ -226,3 +226,43 @@ def test_database_down_under_the_one_statement_webhook_is_503_then_recovers(
             select(InboxItem.dedupe_key).where(InboxItem.account_id == ctx.account_id)
         ).all()
     assert sorted(keys) == ["w-1", "w-2"]
+
+
+def test_database_down_under_a_template_send_is_503_then_recovers(
+    cached_app_via_db_proxy: Flask, db_proxy: TcpProxy, ctx: TenantCtx, db: Database
+) -> None:
+    """The template's lookup is the first statement: a cut there is a 503, nothing
+    written (no message, no short link), and the next request sends."""
+    from app.content import store
+    from app.models import ShortLink
+
+    with db.session() as s:
+        store.create(
+            s,
+            ctx.tenant_id,
+            {
+                "name": "outage",
+                "variables": {"u": {"type": "url"}},
+                "default_locale": "en",
+                "locales": {"en": {"sms": "See ((u))"}},
+            },
+            "test",
+        )
+    client = cached_app_via_db_proxy.test_client()
+    body = {"to": "+12025550125", "template": "outage", "variables": {"u": "https://x.io/1"}}
+    assert client.post("/v1/messages", json=body, headers=ctx.headers).status_code == 202
+    db_proxy.stop()
+    r = client.post("/v1/messages", json=body, headers={**ctx.headers, "Idempotency-Key": "t-2"})
+    assert r.status_code == 503 and r.get_json()["reason"] == "database_unavailable"
+    db_proxy.start()
+    with db.session() as s:
+        count = select(func.count()).select_from(Message).where(Message.tenant_id == ctx.tenant_id)
+        assert s.scalar(count) == 1
+        links = (
+            select(func.count()).select_from(ShortLink).where(ShortLink.tenant_id == ctx.tenant_id)
+        )
+        assert s.scalar(links) == 1
+    again = client.post(
+        "/v1/messages", json=body, headers={**ctx.headers, "Idempotency-Key": "t-2"}
+    )
+    assert again.status_code == 202, again.get_json()
