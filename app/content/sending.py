@@ -17,9 +17,8 @@ from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
 from app.content import templates as t
-from app.content.locales import resolve
-from app.content.store import TemplateProblem
-from app.content.variables import SHORT_CODE_LENGTH, Problem, coerce
+from app.content.store import TemplateProblem, render_version
+from app.content.variables import SHORT_CODE_LENGTH, Problem
 from app.db import Prepared, execute_at_once
 from app.messaging.intents import Media, SendIntent
 from app.models import Contact, ShortLink, Template, TemplateVersion
@@ -125,12 +124,11 @@ def _content(kind: str, found: dict[str, dict[str, Any]]) -> dict[str, Any]:
         return {"body": own.get("text") or None, "media": own.get("media", [])}
     if "card" in own:
         card = own["card"]
-        body = "\n".join(p for p in (card["title"], card["description"], own.get("text")) if p)
         media = (
             [{"url": card["media_url"], "content_type": "image/*"}] if "media_url" in card else []
         )
         return {
-            "body": body,
+            "body": t.text_of(own),
             "media": media,
             "card": card,
             "suggestions": own.get("suggestions", []),
@@ -151,23 +149,17 @@ def prepare(
         raise TemplateProblem([Problem("template", "archived", "the template is archived")])
     stored_locale = found.contact_locale
     ready = parsed_version(session, found.version_id)
-    text, urls, problems = coerce(ready.variables, intent.variables or {})
-    tag: str | None = None
-    try:
-        tag = resolve(intent.locale or stored_locale, ready.default_locale, ready.content)
-    except ValueError as exc:
-        problems.append(Problem("locale", "invalid", str(exc)))
-    if tag is None and not any(p.field == "locale" for p in problems):
-        problems.append(Problem("locale", "unknown", "no content for it or its fallbacks"))
-    if problems:
-        raise TemplateProblem(problems)
-    assert tag is not None
-    links = [(secrets.token_urlsafe(SHORT_CODE_LENGTH * 3 // 4), u) for u in urls.values()]
-    values = {
-        **text,
-        **{name: f"{base_url}/s/{code}" for name, (code, _) in zip(urls, links, strict=True)},
-    }
-    rendered = {k: t.render_channel(c, values) for k, c in ready.content[tag].items()}
+    links: list[tuple[str, str]] = []
+
+    def link(url: str) -> str:
+        code = secrets.token_urlsafe(SHORT_CODE_LENGTH * 3 // 4)
+        links.append((code, url))
+        return f"{base_url}/s/{code}"
+
+    tag, rendered = render_version(
+        ready, intent.variables or {}, intent.locale or stored_locale, link
+    )
+    problems: list[Problem] = []
     alternates: dict[str, dict[str, Any]] = {str(k): _content(k, rendered) for k in intent.channels}
     for kind, content in alternates.items():
         if content["body"] is not None and len(content["body"]) > t.MAX_TEXT:

@@ -6,7 +6,7 @@ records the version it was rendered from, so a send in flight keeps its wording.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from sqlalchemy import select
@@ -149,12 +149,11 @@ def parsed(version: TemplateVersion) -> t.Parsed:
     return t.check(version.variables, version.default_locale, version.locales)
 
 
-def rendered(
-    version: TemplateVersion, variables: Any, locale: str | None, base_url: str
-) -> tuple[str, dict[str, dict[str, Any]], dict[str, str]]:
-    """(the locale used, each channel's content, the URLs to shorten by variable).
-    TemplateProblem lists every problem: variables, and a locale with no fallback."""
-    ready = parsed(version)
+def render_version(
+    ready: t.Parsed, variables: Any, locale: str | None, link: Callable[[str], str]
+) -> tuple[str, dict[str, dict[str, Any]]]:
+    """(the locale used, each channel's content), with ``link(url)`` in place of each URL
+    variable. TemplateProblem lists every problem: variables, and the locale."""
     text, urls, problems = coerce(ready.variables, variables)
     tag = None
     try:
@@ -166,9 +165,8 @@ def rendered(
     if problems:
         raise TemplateProblem(problems)
     assert tag is not None
-    values = {**text, **dict.fromkeys(urls, t.short_link_placeholder(base_url))}
-    channels = {k: t.render_channel(c, values) for k, c in ready.content[tag].items()}
-    return tag, channels, urls
+    values = {**text, **{name: link(url) for name, url in urls.items()}}
+    return tag, {k: t.render_channel(c, values) for k, c in ready.content[tag].items()}
 
 
 def preview(
@@ -176,16 +174,22 @@ def preview(
 ) -> dict[str, Any]:
     """Per channel: the text, its encoding, its segments and the characters forcing UCS-2.
     A URL variable is priced at the length its short link will have."""
-    tag, channels, urls = rendered(version, variables, locale, base_url)
+    shortened: list[str] = []
+
+    def link(url: str) -> str:
+        shortened.append(url)
+        return t.short_link_placeholder(base_url)
+
+    ready = parsed(version)
+    tag, channels = render_version(ready, variables, locale, link)
+    names = sorted(
+        n for n, v in ready.variables.items() if v.type == "url" and n in (variables or {})
+    )
     out: dict[str, Any] = {}
     for kind, content in channels.items():
-        text = content.get("text") or (
-            f"{content['card']['title']}\n{content['card']['description']}"
-            if "card" in content
-            else ""
-        )
+        text = t.text_of(content)
         entry = {**content, "text": text, **t.price(text)}
         if len(text) > t.MAX_TEXT:
             entry["over_limit"] = True
         out[kind] = entry
-    return {"locale": tag, "version": version.version, "shortened": sorted(urls), "channels": out}
+    return {"locale": tag, "version": version.version, "shortened": names, "channels": out}

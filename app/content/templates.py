@@ -185,6 +185,15 @@ def render_channel(channel: dict[str, Any], values: Mapping[str, str]) -> dict[s
     return out
 
 
+def text_of(content: dict[str, Any]) -> str:
+    """The text a rendered channel sends: its text, or an RCS card's title and description
+    (then its text), as providers without rich content get it."""
+    card = content.get("card")
+    if card is None:
+        return str(content.get("text") or "")
+    return "\n".join(p for p in (card["title"], card["description"], content.get("text")) if p)
+
+
 def ucs2_forcing(text: str) -> list[str]:
     """The characters that keep ``text`` out of GSM-7, each once, in order."""
     return list(dict.fromkeys(c for c in text if c not in GSM7_BASIC and c not in GSM7_EXTENDED))

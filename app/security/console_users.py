@@ -13,7 +13,7 @@ from typing import Any
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from app.models import ConsoleAction, ConsoleUser
@@ -140,7 +140,3 @@ def recent_actions(session: Session, limit: int = 100) -> list[ConsoleAction]:
     return list(
         session.scalars(select(ConsoleAction).order_by(ConsoleAction.id.desc()).limit(limit))
     )
-
-
-def count_users(session: Session) -> int:
-    return int(session.scalar(select(func.count()).select_from(ConsoleUser)) or 0)
