@@ -28,6 +28,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         webhooks,
     )
     from app.api.errors import register_error_handlers
+    from app.api.oauth import install_oauth
     from app.api.session import close_request_session
     from app.broker import create_celery
     from app.console import install_console
@@ -47,7 +48,11 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     settings: Settings = config.pop("settings", None) or load_settings()
     configure_logging(settings.log_level)
     init_sentry(settings)
-    install_keyring(Keyring.from_keys(settings.encryption_keys, settings.blind_index_key))
+    install_keyring(
+        Keyring.from_keys(
+            settings.encryption_keys, settings.blind_index_key, settings.blind_index_previous_key
+        )
+    )
 
     app = Flask(__name__)
     app.config.update(MAX_CONTENT_LENGTH=settings.max_body_bytes, JSON_SORT_KEYS=False)
@@ -94,5 +99,6 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     app.register_blueprint(metrics.bp)
     app.register_blueprint(openapi.bp)
     install_console(app, settings)
+    install_oauth(app, settings)
     app.teardown_appcontext(close_request_session)
     return app

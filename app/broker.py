@@ -49,6 +49,8 @@ class TaskNames:
     CRM_SYNC = "crm_sync_contact"
     CRM_REDRIVE = "crm_redrive_syncs"
     ANALYTICS_ROLLUP = "analytics_rollup"
+    AUDIT_CHECKPOINT = "audit_checkpoint"
+    ENFORCE_PRIVACY = "enforce_privacy"
 
 
 class FlaskTask(Task):  # type: ignore[misc]

@@ -6,6 +6,7 @@ process at start-up with a message that names the variable.
 
 from __future__ import annotations
 
+import base64
 import hmac
 import json
 import os
@@ -142,6 +143,21 @@ class Settings:
     # prometheus-client's multiprocess mode: every process (web workers, Celery workers)
     # writes its samples here and /metrics merges them. None: this process's samples only.
     metrics_dir: Path | None = None
+    # The audit chain's checkpoints are signed with this Ed25519 key (32 bytes; derived from
+    # BLIND_INDEX_KEY when AUDIT_SIGNING_KEY is unset), every AUDIT_CHECKPOINT_INTERVAL
+    # seconds. AUDIT_VERIFY_KEYS: public keys of retired signing keys, still trusted.
+    # The blind index's previous key, while it is re-keyed (`keys rotate --blind-index`):
+    # lookups by number match either index; new rows get BLIND_INDEX_KEY's.
+    blind_index_previous_key: bytes | None = None
+    audit_signing_key: bytes = b""
+    audit_verify_keys: tuple[str, ...] = ()
+    audit_checkpoint_interval: float = 300.0
+    # OAuth 2.0 access tokens: JWTs signed (HS256) with this secret (derived from
+    # BLIND_INDEX_KEY when OAUTH_TOKEN_SECRET is unset), valid OAUTH_TOKEN_SECONDS.
+    oauth_token_secret: str = ""
+    oauth_token_seconds: int = 900
+    # Beat applies each tenant's privacy mode (bodies, webhook payloads) this often.
+    privacy_interval: float = 30.0
 
     @property
     def stuck_sla(self) -> dict[str, float]:
@@ -313,6 +329,45 @@ def _dev_secrets(var_dir: Path) -> dict[str, str]:
     return data
 
 
+def _previous_blind(env: Mapping[str, str], current: str) -> bytes | None:
+    raw = env.get("BLIND_INDEX_PREVIOUS_KEY", "").strip()
+    if not raw:
+        return None
+    if len(raw) < 32:
+        raise ConfigError("BLIND_INDEX_PREVIOUS_KEY must be at least 32 characters")
+    if raw == current:
+        raise ConfigError("BLIND_INDEX_PREVIOUS_KEY is BLIND_INDEX_KEY: give the old key")
+    return raw.encode()
+
+
+def _audit_key(env: Mapping[str, str], blind_raw: str) -> bytes:
+    raw = env.get("AUDIT_SIGNING_KEY", "").strip()
+    if not raw:
+        return hmac.new(blind_raw.encode(), b"switchboard audit checkpoints", "sha256").digest()
+    try:
+        seed = base64.urlsafe_b64decode(raw.encode())
+    except (ValueError, TypeError):
+        seed = b""
+    if len(seed) != 32:
+        raise ConfigError(
+            "AUDIT_SIGNING_KEY must be 32 bytes in url-safe base64 "
+            "(make one with `switchboard audit keygen`)"
+        )
+    return seed
+
+
+def _public_keys(env: Mapping[str, str]) -> tuple[str, ...]:
+    keys = tuple(k.strip() for k in env.get("AUDIT_VERIFY_KEYS", "").split(",") if k.strip())
+    for key in keys:
+        try:
+            ok = len(base64.urlsafe_b64decode(key.encode())) == 32
+        except (ValueError, TypeError):
+            ok = False
+        if not ok:
+            raise ConfigError(f"AUDIT_VERIFY_KEYS holds {key!r}, not a url-safe base64 Ed25519 key")
+    return keys
+
+
 def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     """Read and validate the configuration; raise ConfigError naming the bad variable."""
     env = os.environ if environ is None else environ
@@ -448,4 +503,12 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         metrics_dir=Path(env["PROMETHEUS_MULTIPROC_DIR"]).resolve()
         if env.get("PROMETHEUS_MULTIPROC_DIR")
         else None,
+        blind_index_previous_key=_previous_blind(env, blind_raw),
+        audit_signing_key=_audit_key(env, blind_raw),
+        audit_verify_keys=_public_keys(env),
+        audit_checkpoint_interval=_float(env, "AUDIT_CHECKPOINT_INTERVAL", 300.0),
+        oauth_token_secret=env.get("OAUTH_TOKEN_SECRET")
+        or hmac.new(blind_raw.encode(), b"switchboard oauth tokens", "sha256").hexdigest(),
+        oauth_token_seconds=_int(env, "OAUTH_TOKEN_SECONDS", 900, minimum=30, maximum=86400),
+        privacy_interval=_float(env, "PRIVACY_INTERVAL", 30.0),
     )

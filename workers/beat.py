@@ -26,4 +26,6 @@ def beat_schedule(settings: Settings) -> dict[str, dict[str, Any]]:
         "reconcile": entry(TaskNames.RECONCILE, settings.reconcile_interval),
         "crm-redrive": entry(TaskNames.CRM_REDRIVE, settings.crm_sync_interval),
         "analytics-rollup": entry(TaskNames.ANALYTICS_ROLLUP, settings.analytics_rollup_interval),
+        "audit-checkpoint": entry(TaskNames.AUDIT_CHECKPOINT, settings.audit_checkpoint_interval),
+        "enforce-privacy": entry(TaskNames.ENFORCE_PRIVACY, settings.privacy_interval),
     }

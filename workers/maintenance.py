@@ -8,11 +8,14 @@ from datetime import timedelta
 from celery import shared_task
 
 from app.broker import QueueNames, TaskNames
+from app.messaging import privacy
 from app.messaging.inbox import purge_processed, redrive_deferred
 from app.messaging.reconcile import reconcile
 from app.messaging.scheduler import expire_overdue, release_due, unannounced_work
 from app.outbox import relay
 from app.reports.analytics import rollup
+from app.security import audit
+from app.security.oauth import purge_revoked
 from workers.context import celery, db, settings
 
 log = logging.getLogger(__name__)
@@ -82,3 +85,35 @@ def analytics_rollup() -> int:
     """Recompute the last hours of the delivery rollup (late receipts land in their hour)."""
     with db().session() as session:
         return rollup(session, hours=settings().analytics_rollup_hours)
+
+
+@shared_task(name=TaskNames.AUDIT_CHECKPOINT)
+def audit_checkpoint() -> dict[str, list[str]]:
+    """Verify what each chain gained since its last checkpoint, then sign its head.
+
+    Two beats overlapping: the second's checkpoint of the same head is refused by the
+    unique (chain, seq), and its transaction rolls back; the next run carries on.
+    """
+    config = settings()
+    with db().session() as session:
+        keys = audit.public_keys(config.audit_signing_key, config.audit_verify_keys)
+        result = audit.write_checkpoints(session, config.audit_signing_key, keys)
+    if result.refused:
+        log.error(
+            "audit chain does not verify: not signed; run switchboard audit verify",
+            extra={"chains": result.refused},
+        )
+    elif result.signed:
+        log.info("audit checkpoints signed", extra={"chains": len(result.signed)})
+    return {"signed": result.signed, "refused": result.refused}
+
+
+@shared_task(name=TaskNames.ENFORCE_PRIVACY)
+def enforce_privacy() -> dict[str, int]:
+    """Each tenant's privacy mode (bodies, webhook payloads); forget expired revocations."""
+    counts = privacy.enforce(db())
+    with db().session() as session:
+        counts["revocations"] = purge_revoked(session)
+    if any(counts.values()):
+        log.info("privacy modes applied", extra=counts)
+    return counts

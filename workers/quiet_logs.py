@@ -22,6 +22,8 @@ MAINTENANCE = frozenset(
         TaskNames.RECONCILE,
         TaskNames.CRM_REDRIVE,
         TaskNames.ANALYTICS_ROLLUP,
+        TaskNames.AUDIT_CHECKPOINT,
+        TaskNames.ENFORCE_PRIVACY,
     }
 )
 CHATTY = ("celery.app.trace", "celery.worker.strategy", "celery.beat")

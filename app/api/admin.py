@@ -81,7 +81,14 @@ def redrive_messages() -> Any:
             request_session(), status=status, older_than=older_than, tenant_id=g.tenant_id
         )
     request_session().close()
-    actions = redrive(get_db(), chosen, dry_run=dry_run, actor="api", tenant_id=g.tenant_id)
+    actions = redrive(
+        get_db(),
+        chosen,
+        dry_run=dry_run,
+        actor="api",
+        tenant_id=g.tenant_id,
+        audited_as=g.actor,
+    )
     return {"dry_run": dry_run, "messages": [a.as_dict() for a in actions]}
 
 

@@ -62,10 +62,10 @@ def record_view(record: ConsentRecord) -> dict[str, Any]:
 
 def consents_view(tenant_id: str, phone: str) -> dict[str, Any]:
     session = request_session()
-    index = keyring().blind_index(phone)
+    indexes = keyring().blind_indexes(phone)
     current: dict[str, Any] = {}
     for channel in CONSENT_CHANNELS[:-1]:
-        state = current_state(session, tenant_id, index, channel)
+        state = current_state(session, tenant_id, indexes, channel)
         current[channel] = {
             "status": state.status,
             "since": iso(state.since),
@@ -74,7 +74,7 @@ def consents_view(tenant_id: str, phone: str) -> dict[str, Any]:
     return {
         "phone": phone,
         "current": current,
-        "history": [record_view(r) for r in history(session, tenant_id, index)],
+        "history": [record_view(r) for r in history(session, tenant_id, indexes)],
     }
 
 

@@ -15,7 +15,7 @@ from app.api.representations import iso, message_view
 from app.api.session import request_session
 from app.content.locales import normalize
 from app.messaging.contacts import get_or_create_contact
-from app.messaging.data_subjects import collect, erase
+from app.messaging.data_subjects import collect, erase, record_export
 
 bp = Blueprint("contacts", __name__, url_prefix="/v1/contacts")
 
@@ -77,9 +77,10 @@ def set_locale() -> Any:
 @require_scope("admin")
 def export() -> Any:
     phone = phone_arg()
-    found = collect(request_session(), g.tenant_id, phone)
+    session = request_session()
+    found = collect(session, g.tenant_id, phone)
     contact = found.contact
-    return {
+    body = {
         "phone": phone,
         "found": found.found,
         "contact": None
@@ -97,6 +98,9 @@ def export() -> Any:
         "suppressed": found.suppressed,
         "messages": [message_view(m, phone, found.events.get(m.id, [])) for m in found.messages],
     }
+    record_export(session, g.tenant_id, phone, found, actor=g.actor)
+    session.commit()
+    return body
 
 
 @bp.delete("")

@@ -19,6 +19,9 @@ from app.crm.connections import (
     list_connections,
     set_limits,
 )
+from app.crm.connections import (
+    disconnect as disconnect_connection,
+)
 from app.models import CrmConnection
 from app.models.types import is_id
 
@@ -34,7 +37,7 @@ def create() -> Any:
     try:
         if not isinstance(kind, str):
             raise InvalidConnection("kind", "required: hubspot, salesforce or webhook")
-        connection = connect(session, g.tenant_id, kind, payload)
+        connection = connect(session, g.tenant_id, kind, payload, actor=g.actor)
     except InvalidConnection as exc:
         raise _invalid(exc) from None
     session.commit()
@@ -58,7 +61,7 @@ def change_limits(connection_id: str) -> Any:
     try:
         if unknown:
             raise InvalidConnection(unknown[0], "not a limit of a connection")
-        set_limits(connection, payload)
+        set_limits(session, connection, payload, actor=g.actor)
     except InvalidConnection as exc:
         raise _invalid(exc) from None
     session.commit()
@@ -87,6 +90,6 @@ def disconnect(connection_id: str) -> Any:
     """Stop writing to this CRM; syncs still owed to it are dead-lettered when reached."""
     session = request_session()
     connection = _own(session, connection_id)
-    connection.active = False
+    disconnect_connection(session, connection, actor=g.actor)
     session.commit()
     return connection_view(connection)

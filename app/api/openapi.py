@@ -16,6 +16,7 @@ from app.api import schemas as s
 from app.api.consents import ConsentIn
 from app.messaging.channels import CHANNELS
 from app.messaging.intents import SendIntent
+from app.security.api_keys import KNOWN_SCOPES
 
 bp = Blueprint("openapi", __name__)
 VERSION = "1.0.0"
@@ -52,6 +53,10 @@ _MODELS: list[tuple[type[BaseModel], JsonSchemaMode]] = [
     (s.PreviewOut, "serialization"),
     (s.LocaleIn, "validation"),
     (s.LocaleOut, "serialization"),
+    (s.TokenRequest, "validation"),
+    (s.TokenOut, "serialization"),
+    (s.RevokeRequest, "validation"),
+    (s.OAuthError, "serialization"),
 ]
 PROBLEM_CODES = {
     400: "Malformed JSON, or a bad cursor.",
@@ -66,6 +71,31 @@ PROBLEM_CODES = {
     429: "Too many requests: wait ``Retry-After`` seconds.",
     503: "The database is unavailable; nothing was stored. Retry after ``Retry-After``.",
 }
+
+
+def _oauth(
+    operation_id: str, summary: str, form: type[BaseModel], ok: dict[str, Any]
+) -> dict[str, Any]:
+    """The OAuth endpoints: form-encoded, client authentication, OAuth's own errors."""
+    return {
+        "operationId": operation_id,
+        "summary": summary,
+        "security": [{"clientBasic": []}, {}],
+        "requestBody": {
+            "required": True,
+            "content": {"application/x-www-form-urlencoded": {"schema": _ref(form)}},
+        },
+        "responses": _oauth_responses(ok),
+    }
+
+
+def _oauth_responses(ok: dict[str, Any]) -> dict[str, Any]:
+    responses = {"200": ok, **_problems(413)}
+    for code in ("400", "401"):
+        # OAuth's own error document; anything the app refuses before Authlib, a problem.
+        responses[code]["content"]["application/json"] = {"schema": _ref(s.OAuthError)}
+    responses.pop("403")
+    return responses
 
 
 def _ref(model: type[BaseModel]) -> dict[str, str]:
@@ -117,7 +147,7 @@ def _op(
 ) -> dict[str, Any]:
     op: dict[str, Any] = {"operationId": operation_id, "summary": summary, "responses": responses}
     if scope is not None:
-        op["security"] = [{"apiKey": []}]
+        op["security"] = [{"apiKey": []}, {"oauth2": [scope]}]
         op["description"] = f"Needs the `{scope}` scope."
     if body is not None:
         op["requestBody"] = {
@@ -429,6 +459,22 @@ def build() -> dict[str, Any]:
                 params=[_phone()],
             )
         },
+        "/oauth/token": {
+            "post": _oauth(
+                "issueToken",
+                "An access token (client credentials)",
+                s.TokenRequest,
+                _json(s.TokenOut, "The token."),
+            )
+        },
+        "/oauth/revoke": {
+            "post": _oauth(
+                "revokeToken",
+                "Revoke an access token (RFC 7009)",
+                s.RevokeRequest,
+                {"description": "Revoked (or unknown)."},
+            )
+        },
         "/healthz": {
             "get": {
                 "operationId": "healthz",
@@ -460,7 +506,22 @@ def build() -> dict[str, Any]:
         "components": {
             "schemas": components,
             "securitySchemes": {
-                "apiKey": {"type": "http", "scheme": "bearer", "description": "An API key."}
+                "apiKey": {"type": "http", "scheme": "bearer", "description": "An API key."},
+                "oauth2": {
+                    "type": "oauth2",
+                    "description": "An access token from the client credentials grant.",
+                    "flows": {
+                        "clientCredentials": {
+                            "tokenUrl": "/oauth/token",
+                            "scopes": {scope: scope for scope in sorted(KNOWN_SCOPES)},
+                        }
+                    },
+                },
+                "clientBasic": {
+                    "type": "http",
+                    "scheme": "basic",
+                    "description": "An OAuth client's id and secret.",
+                },
             },
         },
     }

@@ -337,3 +337,38 @@ class AnyObject(BaseModel):
     """An object (see the README for this endpoint's fields)."""
 
     model_config = ConfigDict(extra="allow")
+
+
+class TokenRequest(BaseModel):
+    """``POST /oauth/token`` (form-encoded). The client authenticates with HTTP Basic, or
+    with ``client_id`` and ``client_secret`` here."""
+
+    grant_type: Literal["client_credentials"]
+    scope: str | None = Field(None, description="Space-separated; default: all the client's")
+    client_id: str | None = None
+    client_secret: str | None = None
+
+
+class TokenOut(BaseModel):
+    access_token: str
+    token_type: str
+    expires_in: int
+    scope: str
+
+
+class RevokeRequest(BaseModel):
+    """``POST /oauth/revoke`` (form-encoded, RFC 7009), by the client the token was issued to."""
+
+    token: str
+    token_type_hint: Literal["access_token", "refresh_token"] | None = None
+    client_id: str | None = None
+    client_secret: str | None = None
+
+
+class OAuthError(BaseModel):
+    """RFC 6749 section 5.2."""
+
+    model_config = ConfigDict(extra="allow")
+
+    error: str
+    error_description: str | None = None

@@ -3,7 +3,15 @@
 One module per family of commands; importing them attaches them to ``main``.
 """
 
-from app.cli import console, crm, ops, rules, templates, tenants  # noqa: F401  (registers the commands)
+from app.cli import (  # noqa: F401  (registers the commands)
+    console,
+    crm,
+    ops,
+    rules,
+    templates,
+    tenants,
+    trust,
+)
 from app.cli.base import main
 
 __all__ = ["main"]

@@ -117,7 +117,7 @@ def crm_limits(connection_id: str, as_json: bool, **given: Any) -> None:
         if connection is None:
             raise click.BadParameter("no such connection", param_hint="--connection")
         try:
-            set_limits(connection, given)
+            set_limits(session, connection, given, actor="cli")
         except InvalidConnection as exc:
             raise click.BadParameter(
                 str(exc), param_hint=f"--{exc.field.replace('_', '-')}"

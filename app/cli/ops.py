@@ -15,6 +15,7 @@ from cryptography.fernet import Fernet
 from app.cli.base import app_session, emit, json_option, main
 from app.cli.crm import redrive_syncs
 from app.providers import PROVIDERS
+from app.security import audit
 from config import ConfigError
 
 
@@ -74,6 +75,15 @@ def keys_create(tenant_id: str, scopes: str, as_json: bool) -> None:
         session.add(row)
         session.flush()
         key_id = row.id
+        audit.append(
+            session,
+            tenant_id=tenant_id,
+            actor="cli",
+            action="api_key.create",
+            target="api_key",
+            ids=[key_id],
+            change={"scopes": scope_list},
+        )
     emit(as_json, {"id": key_id, "key": key}, f"key {key_id}: {key}\n(shown only this once)")
 
 
@@ -91,6 +101,14 @@ def keys_revoke(key_id: str, as_json: bool) -> None:
             raise click.ClickException(f"no API key {key_id}")
         if row.revoked_at is None:
             row.revoked_at = utcnow()
+            audit.append(
+                session,
+                tenant_id=row.tenant_id,
+                actor="cli",
+                action="api_key.revoke",
+                target="api_key",
+                ids=[key_id],
+            )
         revoked_at = row.revoked_at.isoformat()
         wait = settings.auth_cache_seconds
     emit(
@@ -192,6 +210,20 @@ def accounts_create(
             )
         account_id = account.id
         url = webhook_url(settings.public_base_url, provider, account_id)
+        audit.append(
+            session,
+            tenant_id=tenant_id,
+            actor="cli",
+            action="account.create",
+            target="channel_account",
+            ids=[account_id],
+            change={
+                "provider": provider,
+                "channels": list(channel_list),
+                "webhook_secret": setup.webhook_secret is not None,
+                "rate_limit_per_second": rate_limit,
+            },
+        )
     emit(
         as_json, {"id": account_id, "webhook_url": url}, f"account {account_id}\nwebhook URL: {url}"
     )
@@ -365,6 +397,15 @@ def demo(base_url: str | None, timeout: float, as_json: bool) -> None:
                 key_hash=hash_api_key(key),
                 scopes=["messages:write", "messages:read"],
             )
+        )
+        audit.append(
+            session,
+            tenant_id=tenant.id,
+            actor="cli",
+            action="tenant.create",
+            target="tenant",
+            ids=[tenant.id, account.id],
+            change={"demo": True, "provider": "sandbox"},
         )
         url = (base_url or settings.public_base_url).rstrip("/")
     headers = {"Authorization": f"Bearer {key}"}

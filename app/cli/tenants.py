@@ -9,6 +9,7 @@ from typing import Any
 import click
 
 from app.cli.base import app_session, emit, json_option, main
+from app.security import audit
 
 
 @main.group()
@@ -120,6 +121,15 @@ def tenants_create(
         session.add(tenant)
         session.flush()
         tenant_id = tenant.id
+        audit.append(
+            session,
+            tenant_id=tenant_id,
+            actor="cli",
+            action="tenant.create",
+            target="tenant",
+            ids=[tenant_id],
+            change=_tenant_view(tenant),
+        )
     emit(as_json, {"id": tenant_id}, f"tenant {tenant_id}")
 
 
@@ -144,10 +154,28 @@ def tenants_create(
     default=None,
     help="Its share of a dispatch batch beside other tenants' (default 1).",
 )
+@click.option(
+    "--body-retention",
+    type=click.Choice(["keep", "until_final", "none"]),
+    default=None,
+    help="keep bodies; remove them once final; or keep none past the send.",
+)
+@click.option(
+    "--body-retention-days",
+    type=click.IntRange(min=0, max=36500),
+    default=None,
+    help="With keep: remove bodies older than this many days (0: keep forever).",
+)
+@click.option(
+    "--payload-retention-hours",
+    type=click.IntRange(min=0, max=24 * 3650),
+    default=None,
+    help="Remove processed webhook payloads older than this (0: until the dedupe purge).",
+)
 @json_option
 def tenants_update(tenant_id: str, as_json: bool, **changes: Any) -> None:
-    """Change a tenant's time zone, quiet hours, consent policy, keywords, auto-replies or
-    dispatch weight."""
+    """Change a tenant's time zone, quiet hours, consent policy, keywords, auto-replies,
+    dispatch weight or privacy mode."""
     from app.models import Tenant
 
     with app_session() as (session, _settings):
@@ -167,6 +195,11 @@ def tenants_update(tenant_id: str, as_json: bool, **changes: Any) -> None:
         for flag in flags:
             if changes[flag] is not None:
                 setattr(tenant, flag, changes[flag])
+        if changes["body_retention"] is not None:
+            tenant.body_retention = changes["body_retention"]
+        for limit in ("body_retention_days", "payload_retention_hours"):
+            if changes[limit] is not None:
+                setattr(tenant, limit, changes[limit] or None)
         keywords = dict(tenant.keywords or {})
         replies = dict(tenant.auto_replies or {})
         for kind in ("opt_out", "opt_in", "help"):
@@ -177,6 +210,15 @@ def tenants_update(tenant_id: str, as_json: bool, **changes: Any) -> None:
         tenant.keywords = keywords
         tenant.auto_replies = replies
         view = _tenant_view(tenant)
+        audit.append(
+            session,
+            tenant_id=tenant_id,
+            actor="cli",
+            action="tenant.update",
+            target="tenant",
+            ids=[tenant_id],
+            change={k: v for k, v in changes.items() if v is not None},
+        )
     emit(as_json, view, json.dumps(view, indent=2))
 
 
@@ -192,6 +234,9 @@ def _tenant_view(tenant: Any) -> dict[str, Any]:
         "urgent_bypasses_quiet_hours": tenant.urgent_bypasses_quiet_hours,
         "consent_policy": tenant.consent_policy,
         "dispatch_weight": tenant.dispatch_weight,
+        "body_retention": tenant.body_retention,
+        "body_retention_days": tenant.body_retention_days,
+        "payload_retention_hours": tenant.payload_retention_hours,
         "keywords": {k.value: sorted(lists[k]) for k in DEFAULT_KEYWORDS},
         "auto_replies": {k.value: reply_text(k, tenant.auto_replies) for k in DEFAULT_KEYWORDS},
     }

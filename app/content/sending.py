@@ -46,12 +46,13 @@ class FromTemplate:
 _LOOKUP_SQL = """
 SELECT t.id, t.archived_at IS NOT NULL, v.id, v.version,
        (SELECT c.locale FROM contacts AS c
-        WHERE c.tenant_id = %(tenant_id)s AND c.phone_index = %(phone_index)s)
+        WHERE c.tenant_id = %(tenant_id)s AND c.phone_index = ANY(%(phone_indexes)s)
+        LIMIT 1)
 FROM templates AS t
 JOIN template_versions AS v ON v.template_id = t.id AND v.version = t.latest_version
 WHERE t.tenant_id = %(tenant_id)s AND (t.id = %(ref)s OR t.name = %(ref)s)
 """
-_LOOKUP = Prepared.of("switchboard_template_v1", _LOOKUP_SQL, {})
+_LOOKUP = Prepared.of("switchboard_template_v2", _LOOKUP_SQL, {"phone_indexes": "text[]"})
 _PARSED: dict[int, t.Parsed] = {}
 _PARSED_MAX = 1024
 _LOCK = threading.Lock()
@@ -66,17 +67,18 @@ class Found:
     contact_locale: str | None
 
 
-def _lookup(session: Session, tenant_id: str, ref: str, phone_index: str) -> Found | None:
+def _lookup(session: Session, tenant_id: str, ref: str, phone_indexes: list[str]) -> Found | None:
     """The template's current version (and the contact's stored locale) in one round trip:
     a prepared statement on Postgres, a query on SQLite."""
     engine = session.get_bind()
     if isinstance(engine, Engine) and engine.dialect.name == "postgresql":
-        params = {"tenant_id": tenant_id, "ref": ref, "phone_index": phone_index}
+        params = {"tenant_id": tenant_id, "ref": ref, "phone_indexes": phone_indexes}
         row = execute_at_once(engine, _LOOKUP, params)
     else:
         contact_locale = (
             select(Contact.locale)
-            .where(Contact.tenant_id == tenant_id, Contact.phone_index == phone_index)
+            .where(Contact.tenant_id == tenant_id, Contact.phone_index.in_(phone_indexes))
+            .limit(1)
             .scalar_subquery()
         )
         column = Template.id if is_id(ref, "tpl") else Template.name
@@ -142,7 +144,7 @@ def prepare(
     """The intent with its first channel's content as body and media, and what the message
     records. TemplateProblem lists every problem, each with its field."""
     assert intent.template is not None
-    found = _lookup(session, tenant_id, intent.template, keyring().blind_index(intent.to))
+    found = _lookup(session, tenant_id, intent.template, keyring().blind_indexes(intent.to))
     if found is None:
         raise TemplateProblem([Problem("template", "unknown", "no such template")])
     if found.archived:

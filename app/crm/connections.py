@@ -14,6 +14,7 @@ from app.crm.budget import InvalidLimits, check_limits
 from app.crm.syncs import budget_view
 from app.models import CrmConnection
 from app.models.types import new_id, utcnow
+from app.security import audit
 
 # What each kind needs (required) and may take (optional).
 FIELDS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
@@ -63,7 +64,9 @@ def limits(kind: str, given: dict[str, Any]) -> dict[str, Any]:
         raise InvalidConnection(exc.field, str(exc)) from None
 
 
-def connect(session: Session, tenant_id: str, kind: str, given: dict[str, Any]) -> CrmConnection:
+def connect(
+    session: Session, tenant_id: str, kind: str, given: dict[str, Any], actor: str = "cli"
+) -> CrmConnection:
     config = validate(kind, given)
     connection = CrmConnection(
         id=new_id("crm"),
@@ -76,10 +79,32 @@ def connect(session: Session, tenant_id: str, kind: str, given: dict[str, Any]) 
     )
     session.add(connection)
     session.flush()
+    _audit(session, connection, actor, "crm.connect", {"kind": kind, "limits": connection.limits})
     return connection
 
 
-def set_limits(connection: CrmConnection, given: dict[str, Any]) -> None:
+def disconnect(session: Session, connection: CrmConnection, actor: str) -> None:
+    connection.active = False
+    _audit(session, connection, actor, "crm.disconnect", {})
+
+
+def _audit(
+    session: Session, connection: CrmConnection, actor: str, action: str, change: dict[str, Any]
+) -> None:
+    audit.append(
+        session,
+        tenant_id=connection.tenant_id,
+        actor=actor,
+        action=action,
+        target="crm_connection",
+        ids=[connection.id],
+        change=change,
+    )
+
+
+def set_limits(
+    session: Session, connection: CrmConnection, given: dict[str, Any], actor: str
+) -> None:
     """Change a connection's plan or overrides; what the CRM stated is kept."""
     current = dict(connection.limits or {})
     merged = {k: v for k, v in current.items() if k != "learned"} | {
@@ -89,6 +114,7 @@ def set_limits(connection: CrmConnection, given: dict[str, Any]) -> None:
     if current.get("learned"):
         stored["learned"] = current["learned"]
     connection.limits = stored
+    _audit(session, connection, actor, "crm.limits", {"limits": stored})
 
 
 def connection_view(connection: CrmConnection) -> dict[str, Any]:

@@ -7,7 +7,8 @@ opt-out older than any later record.
 
 from __future__ import annotations
 
-from collections.abc import Collection
+import hashlib
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
@@ -20,6 +21,7 @@ from app.messaging.reasons import StatusReason
 from app.messaging.states import CANCELABLE, Status, apply_transition, record_note
 from app.models import ConsentRecord, Contact, Message, Suppression
 from app.models.types import utcnow
+from app.security import audit
 
 ConsentStatus = Literal["opted_in", "opted_out"]
 CONSENT_STATUSES: tuple[ConsentStatus, ...] = ("opted_in", "opted_out")
@@ -44,15 +46,21 @@ def jurisdiction_of(e164: str) -> str | None:
     return str(region) if region and region != "ZZ" else None
 
 
-def current_state(session: Session, tenant_id: str, phone_index: str, channel: str) -> ConsentState:
-    """The state for ``channel``, in one round trip: the newest record and any suppression."""
+def current_state(
+    session: Session, tenant_id: str, phone_index: str | Sequence[str], channel: str
+) -> ConsentState:
+    """The state for ``channel``, in one round trip: the newest record and any suppression.
+
+    ``phone_index`` is a contact's, or every index of a number (``Keyring.blind_indexes``).
+    """
+    indexes = [phone_index] if isinstance(phone_index, str) else list(phone_index)
 
     def newest(column: Any) -> Any:
         return (
             select(column)
             .where(
                 ConsentRecord.tenant_id == tenant_id,
-                ConsentRecord.phone_index == phone_index,
+                ConsentRecord.phone_index.in_(indexes),
                 ConsentRecord.channel.in_([channel, "all"]),
             )
             .order_by(ConsentRecord.id.desc())
@@ -62,7 +70,9 @@ def current_state(session: Session, tenant_id: str, phone_index: str, channel: s
 
     suppressed = (
         select(Suppression.created_at)
-        .where(Suppression.tenant_id == tenant_id, Suppression.phone_index == phone_index)
+        .where(Suppression.tenant_id == tenant_id, Suppression.phone_index.in_(indexes))
+        .order_by(Suppression.created_at)
+        .limit(1)
         .scalar_subquery()
     )
     status, since, source, suppressed_at = session.execute(
@@ -141,11 +151,14 @@ def states_for(session: Session, keys: Collection[ConsentKey]) -> dict[ConsentKe
     return found
 
 
-def history(session: Session, tenant_id: str, phone_index: str) -> list[ConsentRecord]:
+def history(
+    session: Session, tenant_id: str, phone_index: str | Sequence[str]
+) -> list[ConsentRecord]:
+    indexes = [phone_index] if isinstance(phone_index, str) else list(phone_index)
     return list(
         session.scalars(
             select(ConsentRecord)
-            .where(ConsentRecord.tenant_id == tenant_id, ConsentRecord.phone_index == phone_index)
+            .where(ConsentRecord.tenant_id == tenant_id, ConsentRecord.phone_index.in_(indexes))
             .order_by(ConsentRecord.id)
         )
     )
@@ -161,6 +174,8 @@ def lock_contact(session: Session, contact_id: str, *, shared: bool = False) -> 
         select(Contact)
         .where(Contact.id == contact_id)
         .with_for_update(read=shared, key_share=shared)
+        # Re-read under the lock: a blind-index re-keying may have moved it meanwhile.
+        .execution_options(populate_existing=True)
     )
 
 
@@ -209,6 +224,23 @@ def record_consent(
     session.flush()
     if status == "opted_out":
         cancel_waiting(session, contact, channel, evidence)
+    audit.append(
+        session,
+        tenant_id=contact.tenant_id,
+        actor=source,
+        action=f"consent.{status}",
+        target="contact",
+        ids=[contact.id, record.id],
+        change={
+            "phone_index": record.phone_index,
+            "channel": channel,
+            "status": status,
+            "source": source,
+            "jurisdiction": record.jurisdiction,
+            # Evidence is the caller's free text: only its digest, in case it names someone.
+            "evidence_sha256": hashlib.sha256(evidence.encode()).hexdigest() if evidence else None,
+        },
+    )
     return record
 
 

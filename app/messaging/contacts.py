@@ -13,10 +13,19 @@ from app.security.crypto import keyring
 
 
 def find_contact(session: Session, tenant_id: str, e164: str) -> Contact | None:
-    index = keyring().blind_index(e164)
+    indexes = keyring().blind_indexes(e164)
     return session.scalar(
-        select(Contact).where(Contact.tenant_id == tenant_id, Contact.phone_index == index)
+        select(Contact).where(Contact.tenant_id == tenant_id, Contact.phone_index.in_(indexes))
     )
+
+
+def indexes_of(contact: Contact) -> list[str]:
+    """Every index the contact's number may be stored under: its own, and during a
+    blind-index re-keying window both keys' (a suppression may still hold the old one)."""
+    ring = keyring()
+    if ring.blind_previous is None or contact.phone_index.startswith("erased:"):
+        return [contact.phone_index]
+    return list(dict.fromkeys([contact.phone_index, *ring.blind_indexes(contact.phone)]))
 
 
 def get_or_create_contact(session: Session, tenant_id: str, e164: str) -> Contact:

@@ -25,6 +25,7 @@ from app.messaging.contacts import find_or_create_contact
 from app.messaging.intake import PolicyRefused, accept_intent
 from app.messaging.intents import SendIntent, request_hash
 from app.messaging.keywords import Keyword, classify, reply_text
+from app.messaging.privacy import REMOVED_PAYLOAD, keeps_no_body
 from app.messaging.reasons import StatusReason
 from app.messaging.routing import NoRoute
 from app.messaging.rules import route_inbound
@@ -74,6 +75,13 @@ def record_inbound(
     if last_outbound is not None:
         metadata["in_reply_to"] = last_outbound.id
     attachments = [{"url": a.url, "content_type": a.contentType} for a in event.message.attachments]
+    tenant = session.get(Tenant, item.tenant_id)
+    assert tenant is not None
+    # Metadata only (the tenant's mode, or end-to-end encryption): the text is matched for
+    # keywords below, from the event, and stored nowhere; the raw payload is blanked too.
+    bodiless = keeps_no_body(tenant, event.metadata)
+    if bodiless:
+        item.payload, item.payload_removed_at = REMOVED_PAYLOAD, now
     inbound = Message(
         id=new_id("msg"),
         tenant_id=item.tenant_id,
@@ -82,8 +90,9 @@ def record_inbound(
         channels=[event.channel],
         account_id=account.id,
         contact_id=contact.id,
-        body=event.message.text,
-        media=json.dumps(attachments) if attachments else None,
+        body=None if bodiless else event.message.text,
+        media=json.dumps(attachments) if attachments and not bodiless else None,
+        body_removed_at=now if bodiless else None,
         status=Status.RECEIVED.value,
         provider_message_id=event.providerMessageId or event.eventId,
         segments=1,
@@ -104,8 +113,6 @@ def record_inbound(
             data={"reply_id": inbound.id},
         )
 
-    tenant = session.get(Tenant, item.tenant_id)
-    assert tenant is not None
     keyword = classify(event.message.text, tenant.keywords)
     if keyword is not None:
         _act_on_keyword(session, settings, tenant, account, contact, inbound, keyword, source)

@@ -40,6 +40,7 @@ from app.models import (
 from app.models.types import new_id, utcnow
 from app.providers import get_provider
 from app.providers.base import MalformedWebhook
+from app.security import audit
 from app.security.crypto import keyring
 
 ERASED_PAYLOAD = ""
@@ -60,10 +61,10 @@ class SubjectData:
 
 def collect(session: Session, tenant_id: str, phone: str) -> SubjectData:
     """Everything held about ``phone`` in this tenant (for an export)."""
-    index = keyring().blind_index(phone)
-    suppressed = session.get(Suppression, (index, tenant_id)) is not None
+    indexes = keyring().blind_indexes(phone)
+    suppressed = any(session.get(Suppression, (i, tenant_id)) is not None for i in indexes)
     contact = find_contact(session, tenant_id, phone)
-    data = SubjectData(contact, history(session, tenant_id, index), suppressed=suppressed)
+    data = SubjectData(contact, history(session, tenant_id, indexes), suppressed=suppressed)
     if contact is None:
         return data
     data.messages = list(
@@ -88,25 +89,34 @@ def erase(session: Session, tenant_id: str, phone: str, requested_by: str | None
 
     The caller commits: everything is erased in one transaction, or nothing is.
     """
-    index = keyring().blind_index(phone)
+    ring = keyring()
+    index, indexes = ring.blind_index(phone), ring.blind_indexes(phone)
     contact = session.scalar(
         select(Contact)
-        .where(Contact.tenant_id == tenant_id, Contact.phone_index == index)
+        .where(Contact.tenant_id == tenant_id, Contact.phone_index.in_(indexes))
         .with_for_update()
     )
-    consents = history(session, tenant_id, index)
+    consents = history(session, tenant_id, indexes)
     if contact is None and not consents:
         return None
     counts: dict[str, int] = {"messages": 0, "events": 0, "consents": len(consents)}
     opted_out = [
-        c for c in ("sms", "mms", "rcs") if current_state(session, tenant_id, index, c).opted_out
+        c for c in ("sms", "mms", "rcs") if current_state(session, tenant_id, indexes, c).opted_out
     ]
-    if opted_out and session.get(Suppression, (index, tenant_id)) is None:
-        session.add(Suppression(phone_index=index, tenant_id=tenant_id, created_at=utcnow()))
+    kept = any(session.get(Suppression, (i, tenant_id)) is not None for i in indexes)
+    if opted_out and not kept:
+        session.add(
+            Suppression(
+                phone_index=index,
+                tenant_id=tenant_id,
+                created_at=utcnow(),
+                blind_key=ring.blind_fingerprint,
+            )
+        )
         counts["suppressions"] = 1
     session.execute(
         delete(ConsentRecord).where(
-            ConsentRecord.tenant_id == tenant_id, ConsentRecord.phone_index == index
+            ConsentRecord.tenant_id == tenant_id, ConsentRecord.phone_index.in_(indexes)
         )
     )
     provider_ids: set[str] = set()
@@ -167,7 +177,31 @@ def erase(session: Session, tenant_id: str, phone: str, requested_by: str | None
     )
     session.add(erasure)
     session.flush()
+    audit.append(
+        session,
+        tenant_id=tenant_id,
+        actor=requested_by or "system",
+        action="contact.erase",
+        target="contact",
+        ids=[erasure.contact_id, erasure.id],
+        change={"phone_index": index, "counts": counts},
+    )
     return erasure
+
+
+def record_export(
+    session: Session, tenant_id: str, phone: str, found: SubjectData, actor: str
+) -> None:
+    """The export is a disclosure of personal data: it goes in the audit chain."""
+    audit.append(
+        session,
+        tenant_id=tenant_id,
+        actor=actor,
+        action="contact.export",
+        target="contact",
+        ids=[found.contact.id] if found.contact is not None else [],
+        change={"phone_index": keyring().blind_index(phone), "found": found.found},
+    )
 
 
 def _mentions(raw: str, phone: str) -> bool:

@@ -71,13 +71,13 @@ WITH prior AS (
 ), newest AS (
     SELECT r.status, r.created_at
     FROM consent_records AS r, route
-    WHERE r.tenant_id = %(tenant_id)s AND r.phone_index = %(phone_index)s
+    WHERE r.tenant_id = %(tenant_id)s AND r.phone_index = ANY(%(phone_indexes)s)
       AND r.channel IN (route.channel, 'all')
     ORDER BY r.id DESC
     LIMIT 1
 ), suppressed AS (
     SELECT s.created_at FROM suppressions AS s
-    WHERE s.tenant_id = %(tenant_id)s AND s.phone_index = %(phone_index)s
+    WHERE s.tenant_id = %(tenant_id)s AND s.phone_index = ANY(%(phone_indexes)s)
 ), consent AS (
     SELECT CASE
         WHEN EXISTS (
@@ -101,7 +101,7 @@ WITH prior AS (
     FROM go
     WHERE NOT EXISTS (
         SELECT 1 FROM contacts
-        WHERE tenant_id = %(tenant_id)s AND phone_index = %(phone_index)s
+        WHERE tenant_id = %(tenant_id)s AND phone_index = ANY(%(phone_indexes)s)
     )
     ON CONFLICT (tenant_id, phone_index) DO NOTHING
     RETURNING id, timezone
@@ -109,7 +109,7 @@ WITH prior AS (
     SELECT id, timezone FROM new_contact
     UNION ALL
     SELECT id, timezone FROM contacts
-    WHERE tenant_id = %(tenant_id)s AND phone_index = %(phone_index)s
+    WHERE tenant_id = %(tenant_id)s AND phone_index = ANY(%(phone_indexes)s)
 ), ready AS (
     SELECT go.account_id, go.channel, contact.id AS contact_id
     FROM go, contact
@@ -158,10 +158,11 @@ SELECT message.channel, message.account_id, message.contact_id, (SELECT id FROM 
 FROM message
 """
 _STATEMENT = Prepared.of(
-    "switchboard_intake_v2",
+    "switchboard_intake_v3",
     _SQL,
     {
         "channels": "text[]",
+        "phone_indexes": "text[]",
         "opt_in": "boolean",
         "zone_matters": "boolean",
         "queued": "boolean",
@@ -257,6 +258,7 @@ def accept_fast(
         "channels_json": json.dumps(list(intent.channels)),
         "account_id": intent.account_id,
         "phone_index": ring.blind_index(intent.to),
+        "phone_indexes": ring.blind_indexes(intent.to),
         "phone": ring.encrypt(intent.to),
         "opt_in": tenant.consent_policy == "opt_in",
         "contact_id": new_id("con"),

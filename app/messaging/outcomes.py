@@ -21,11 +21,12 @@ from app.db import Database
 from app.messaging.backoff import retry_delay
 from app.messaging.bulk import Move, write_events, write_statuses
 from app.messaging.consent import record_provider_opt_out
+from app.messaging.privacy import remove_bodies
 from app.messaging.reasons import StatusReason
 from app.messaging.routing import next_channel
 from app.messaging.states import Outcome, Status, apply_transition
 from app.messaging.waits import wait_or_expire
-from app.models import ChannelAccount, Message
+from app.models import ChannelAccount, Message, Tenant
 from app.models.types import utcnow
 from app.outbox import enqueue
 from app.providers import get_provider
@@ -47,7 +48,17 @@ def record_outcomes(db: Database, settings: Settings, sent: Sequence[Sent]) -> d
         rows = {
             r.id: r
             for r in session.execute(
-                select(Message.id, Message.tenant_id, Message.status, Message.provider_message_id)
+                select(
+                    Message.id,
+                    Message.tenant_id,
+                    Message.status,
+                    Message.provider_message_id,
+                    # Not locked (a subquery): whether the tenant keeps bodies past the send.
+                    select(Tenant.body_retention)
+                    .where(Tenant.id == Message.tenant_id)
+                    .scalar_subquery()
+                    .label("body_retention"),
+                )
                 .where(Message.id.in_(sorted({m for m, _, _ in sent})))
                 .with_for_update()
             )
@@ -89,6 +100,11 @@ def record_outcomes(db: Database, settings: Settings, sent: Sequence[Sent]) -> d
                 results[message_id] = record_failure(session, settings, message, outcome)
         write_statuses(session, accepted)
         write_events(session, accepted)
+        # Privacy mode "none": the body goes in the transaction that records the send.
+        remove_bodies(
+            session,
+            [m.message_id for m in accepted if rows[m.message_id].body_retention == "none"],
+        )
         for task, message_id in receipts:
             enqueue(session, task, [message_id], QueueNames.INTAKE)
     return results

@@ -25,6 +25,7 @@ from typing import Any, Literal
 from sqlalchemy.orm import Session
 
 from app.messaging.consent import ConsentState, current_state
+from app.messaging.contacts import indexes_of
 from app.messaging.quiet_hours import quiet_until, zone
 from app.messaging.reasons import StatusReason
 from app.models import Contact, Tenant
@@ -105,7 +106,7 @@ def decide(
     refused = _override_refused(tenant, candidate, stage)
     if refused is not None:
         return refused
-    consent = current_state(session, tenant.id, contact.phone_index, candidate.channel)
+    consent = current_state(session, tenant.id, indexes_of(contact), candidate.channel)
     return decide_with(tenant, contact.timezone, consent, candidate, now, stage)
 
 

@@ -26,6 +26,7 @@ from app.messaging.backoff import retry_delay
 from app.messaging.bulk import Move, write_events, write_statuses
 from app.messaging.consent import record_provider_opt_out
 from app.messaging.conversations import record_inbound
+from app.messaging.privacy import remove_bodies, reported_e2ee
 from app.messaging.reasons import StatusReason
 from app.messaging.states import (
     Outcome,
@@ -234,11 +235,14 @@ def _apply_statuses(
     slow: list[tuple[InboxItem, Provider, CanonicalEvent, str]] = []
     slow_messages: set[str] = set()  # once one receipt of a message goes slow, all later do
     done: dict[str, str] = {}
+    encrypted: set[str] = set()
     for (item, provider, event), dedupe_key in zip(statuses, keys, strict=True):
         row = found.get((item.tenant_id, item.account_id, event.providerMessageId))
         if row is None:
             done[item.id] = _orphan(item)
             continue
+        if reported_e2ee(event.metadata):
+            encrypted.add(row.id)
         target, reason, data = receipt_transition(provider, event)
         if reason is StatusReason.RECIPIENT_OPTED_OUT or row.id in slow_messages:
             slow.append((item, provider, event, row.id))  # the opt-out it records needs the ORM
@@ -278,6 +282,7 @@ def _apply_statuses(
         done[item.id] = f"status:{outcome.value}"
     write_statuses(session, list(net.values()))
     write_events(session, moves, now, accepted=accepted)
+    remove_bodies(session, encrypted)
     finished = [i for i, _, _ in statuses if i.id in done and done[i.id].startswith("status:")]
     if finished:
         # One UPDATE per distinct result (a handful: applied, refused, duplicate), each with

@@ -28,6 +28,7 @@ from app.outbox import enqueue
 from app.providers import get_provider
 from app.providers.base import ProviderError
 from app.providers.canonical import CanonicalEvent
+from app.security import audit
 
 log = logging.getLogger(__name__)
 
@@ -118,10 +119,15 @@ def redrive(
     dry_run: bool,
     actor: str,
     tenant_id: str | None = None,
+    audited_as: str | None = None,
 ) -> list[Action]:
-    """Re-drive each message safely (see the module's docstring). Returns what was done."""
+    """Re-drive each message safely (see the module's docstring). Returns what was done.
+
+    ``actor`` names the kind of caller in the messages' events (``redrive:api``);
+    ``audited_as``, when given, the caller itself in the audit chain (``key:<id>``)."""
     done: list[Action] = []
     source = f"redrive:{actor}"[:40]
+    auditor = audited_as or actor
     for message_id in message_ids:
         with db.session() as session:
             query = select(Message).where(Message.id == message_id)
@@ -138,6 +144,7 @@ def redrive(
             if status in NOT_SENT:
                 if not dry_run:
                     _requeue(session, message, source=source)
+                    _audit(session, message, auditor, "requeued")
                 done.append(Action(message_id, status.value, "requeued"))
                 continue
             if dry_run:
@@ -145,13 +152,26 @@ def redrive(
                 done.append(Action(message_id, status.value, plan))
                 continue
         action = check_with_provider(db, message_id, source=source)
-        if action.action in ("review", "unchanged", "unreachable"):
-            with db.session() as session:
-                locked = session.get(Message, message_id)
-                assert locked is not None
+        with db.session() as session:
+            locked = session.get(Message, message_id)
+            assert locked is not None
+            if action.action in ("review", "unchanged", "unreachable"):
                 record_note(session, locked, "needs_review", source=source, reason=action.action)
+            _audit(session, locked, auditor, action.action)
         done.append(action)
     return done
+
+
+def _audit(session: Session, message: Message, actor: str, result: str) -> None:
+    audit.append(
+        session,
+        tenant_id=message.tenant_id,
+        actor=actor,
+        action="message.redrive",
+        target="message",
+        ids=[message.id],
+        change={"status": message.status, "result": result},
+    )
 
 
 def select_ids(

@@ -2,6 +2,7 @@
 
 from app.models.account import ChannelAccount, WebhookSecret
 from app.models.analytics import DeliveryRollup
+from app.models.audit import AuditCheckpoint, AuditEvent, AuditHead
 from app.models.base import Base
 from app.models.consent import ConsentRecord, Erasure, Suppression
 from app.models.console import ConsoleAction, ConsoleUser
@@ -9,6 +10,7 @@ from app.models.contact import Contact
 from app.models.crm import CrmConnection, CrmSync
 from app.models.inbox import InboxItem
 from app.models.message import Message, MessageEvent
+from app.models.oauth import KeyRotation, OAuthClient, RevokedToken
 from app.models.outbox import OutboxRow
 from app.models.ratelimit import RateBucket
 from app.models.rules import RoutingRule
@@ -17,6 +19,9 @@ from app.models.tenant import ApiKey, Tenant
 
 __all__ = [
     "ApiKey",
+    "AuditCheckpoint",
+    "AuditEvent",
+    "AuditHead",
     "Base",
     "ChannelAccount",
     "ConsentRecord",
@@ -28,10 +33,13 @@ __all__ = [
     "DeliveryRollup",
     "Erasure",
     "InboxItem",
+    "KeyRotation",
     "Message",
     "MessageEvent",
+    "OAuthClient",
     "OutboxRow",
     "RateBucket",
+    "RevokedToken",
     "RoutingRule",
     "ShortLink",
     "Suppression",

@@ -41,6 +41,9 @@ class Suppression(TenantScoped, Base):
     phone_index: Mapped[str] = mapped_column(String(64), primary_key=True)
     tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id"), primary_key=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    # The fingerprint of the blind key that made ``phone_index`` (None: made before it was
+    # kept). Its number is erased, so a re-keying cannot move it: see keys rotate.
+    blind_key: Mapped[str | None] = mapped_column(String(12), default=None)
 
 
 class Erasure(TenantScoped, Base):

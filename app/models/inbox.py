@@ -44,3 +44,6 @@ class InboxItem(TenantScoped, Base):
     attempts: Mapped[int] = mapped_column(default=0)
     next_attempt_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), default=None)
     last_error: Mapped[str | None] = mapped_column(String(200), default=None)
+    # When the tenant's payload retention (app.messaging.privacy) blanked the payload; the
+    # row stays until the dedupe purge, so a replay is still a duplicate.
+    payload_removed_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), default=None)

@@ -77,6 +77,9 @@ class Message(TenantScoped, Timestamped, Base):
     template_version: Mapped[int | None] = mapped_column(default=None)
     template_locale: Mapped[str | None] = mapped_column(String(35), default=None)
     alternates: Mapped[str | None] = mapped_column(Encrypted(), default=None)
+    # When the tenant's privacy mode (or the provider's end-to-end encryption) removed the
+    # body, media and alternates.
+    body_removed_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), default=None)
     idempotency_key: Mapped[str | None] = mapped_column(String(255), default=None)
     request_hash: Mapped[str | None] = mapped_column(String(64), default=None)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)

@@ -34,6 +34,13 @@ class Tenant(Timestamped, Base):
     api_rate_burst: Mapped[float | None] = mapped_column(default=None)
     # Its share of a dispatch batch in the normal and bulk lanes, against other tenants'.
     dispatch_weight: Mapped[int] = mapped_column(default=1, server_default="1")
+    # Privacy (app.messaging.privacy): "keep" bodies (for body_retention_days, None:
+    # forever), "until_final" (removed once the message is final) or "none" (removed at
+    # the send). Processed webhook payloads are kept payload_retention_hours (None: until
+    # the dedupe purge).
+    body_retention: Mapped[str] = mapped_column(String(12), default="keep", server_default="keep")
+    body_retention_days: Mapped[int | None] = mapped_column(default=None)
+    payload_retention_hours: Mapped[int | None] = mapped_column(default=None)
 
 
 class ApiKey(TenantScoped, Timestamped, Base):

@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session
 from app.models import ConsoleAction, ConsoleUser
 from app.models.console import ROLES
 from app.models.types import utcnow
+from app.security import audit
 
 HASHER = PasswordHasher()  # argon2id with the library's current defaults (RFC 9106)
 # Verified against when the username is unknown, so both answers take the same time.
@@ -130,9 +131,19 @@ def record(
     ids: list[Any],
     detail: dict[str, Any],
 ) -> ConsoleAction:
-    """Append one action to the record (committed with the caller's transaction)."""
+    """Append one action to the record and to the audit chain (committed with the
+    caller's transaction). Console users belong to no tenant: the system chain."""
     row = ConsoleAction(username=username, action=action, target=target, ids=ids, detail=detail)
     session.add(row)
+    audit.append(
+        session,
+        tenant_id=None,
+        actor=f"console:{username}",
+        action=f"console.{action}",
+        target=target,
+        ids=ids,
+        change=detail,
+    )
     return row
 
 

@@ -15,8 +15,8 @@ from app.messaging.states import Status, apply_transition, record_note
 from app.models import ConsoleUser, DeliveryRollup, Message
 from app.reports.analytics import rollup
 from tests.factories import TenantCtx
-from tests.integration.test_cli import ROOT, SWITCHBOARD, run, run_json
 from tests.support.backends import Backend
+from tests.support.cli import ROOT, SWITCHBOARD, run, run_json
 
 
 def send(client: FlaskClient, ctx: TenantCtx, to: str) -> str:

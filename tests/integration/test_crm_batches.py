@@ -25,7 +25,6 @@ from scripts.fake_hubspot import FakeHubSpot
 from scripts.fake_salesforce import FakeSalesforce
 from scripts.fake_twilio import FakeTwilio
 from tests.factories import TenantCtx, add_api_key
-from tests.integration.test_cli import run_json
 from tests.integration.test_crm_syncs import (  # noqa: F401 (fixtures)
     activities,
     connect,
@@ -36,6 +35,7 @@ from tests.integration.test_crm_syncs import (  # noqa: F401 (fixtures)
     twilio,
 )
 from tests.support.backends import Backend
+from tests.support.cli import run_json
 from tests.support.crm import drain, summary, syncs
 from tests.support.fake_provider import fake_provider
 

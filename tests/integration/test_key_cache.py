@@ -14,8 +14,8 @@ from app.models import ApiKey, Tenant
 from app.ttl_cache import TTLCache
 from config import Settings
 from tests.factories import make_tenant_ctx
-from tests.integration.test_cli import run_json
 from tests.support.backends import Backend
+from tests.support.cli import run_json
 
 TTL = 1
 

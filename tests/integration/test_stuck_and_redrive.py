@@ -19,8 +19,8 @@ from app.models import Message, MessageEvent
 from config import Settings
 from scripts.fake_twilio import FakeTwilio, Rule
 from tests.factories import TenantCtx, add_api_key, make_tenant_ctx
-from tests.integration.test_cli import run_json
 from tests.support.backends import Backend
+from tests.support.cli import run_json
 
 HOUR_AGO = timedelta(hours=1)
 
@@ -226,7 +226,7 @@ def test_the_cli_reports_and_redrives(
 
 
 def test_the_cli_refuses_bad_redrive_arguments(backend: Backend) -> None:
-    from tests.integration.test_cli import run
+    from tests.support.cli import run
 
     for args, says in (
         ("redrive", "--id ID"),

@@ -13,8 +13,8 @@ from hypothesis import strategies as st
 
 from app.db import Database
 from tests.factories import TenantCtx, make_tenant_ctx
-from tests.integration.test_cli import run, run_json
 from tests.support.backends import Backend
+from tests.support.cli import run, run_json
 
 SCOPES = ("messages:write", "messages:read", "templates:write")
 SHIPPED: dict[str, Any] = {

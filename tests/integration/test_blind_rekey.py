@@ -1,0 +1,140 @@
+"""Re-keying the blind index through a window in which both indexes are kept: lookups by
+number find rows under either key, `keys rotate --blind-index` moves them, and afterwards
+the old key is needed only for what it says is left."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from collections.abc import Iterator
+
+import pytest
+from cryptography.fernet import Fernet
+from flask.testing import FlaskClient
+from sqlalchemy import func, select
+
+from app.db import Database
+from app.models import ConsentRecord, Contact
+from app.security import rotation
+from app.security.crypto import Keyring, install_keyring, keyring
+from config import Settings
+from tests.factories import TenantCtx, add_api_key
+from tests.support.backends import ROOT, Backend
+from tests.support.cli import SWITCHBOARD
+
+KEPT = "+13125550101"  # a contact with messages
+OUT = "+13125550102"  # opted out
+ERASED = "+13125550103"  # opted out, then erased: a suppression of an erased number
+
+
+def blind_ring(settings: Settings, current: bytes, previous: bytes | None) -> Keyring:
+    ring = Keyring.from_keys(settings.encryption_keys, current, previous)
+    install_keyring(ring)
+    return ring
+
+
+@pytest.fixture
+def restore_blind(db: Database, settings: Settings) -> Iterator[list[bytes]]:
+    """Afterwards every contact goes back under the suite's blind key."""
+    original = keyring()
+    used: list[bytes] = []
+    yield used
+    for key in used:
+        back = blind_ring(settings, settings.blind_index_key, key)
+        with db.session() as s:
+            rotation.rekey_blind_index(s, back)
+    install_keyring(original)
+
+
+def send(client: FlaskClient, ctx: TenantCtx, to: str) -> tuple[int, str | None]:
+    r = client.post("/v1/messages", json={"to": to, "body": "hello"}, headers=ctx.headers)
+    return r.status_code, r.get_json().get("reason")
+
+
+def contacts(db: Database, tenant_id: str) -> int:
+    with db.session() as s:
+        return int(
+            s.scalar(
+                select(func.count()).select_from(Contact).where(Contact.tenant_id == tenant_id)
+            )
+            or 0
+        )
+
+
+def test_the_window_then_the_rekey_then_the_old_key_removed(
+    client: FlaskClient,
+    db: Database,
+    settings: Settings,
+    backend: Backend,
+    ctx: TenantCtx,
+    restore_blind: list[bytes],
+) -> None:
+    admin = {"Authorization": f"Bearer {add_api_key(db, ctx.tenant_id, ('admin',))}"}
+    consents = add_api_key(db, ctx.tenant_id, ("consents:write", "consents:read"))
+    writer = {"Authorization": f"Bearer {consents}"}
+    assert send(client, ctx, KEPT)[0] == 202
+    for phone in (OUT, ERASED):
+        r = client.post(
+            "/v1/consents",
+            json={"phone": phone, "channel": "all", "status": "opted_out", "source": "api"},
+            headers=writer,
+        )
+        assert r.status_code == 201
+    erased = client.delete("/v1/contacts", query_string={"phone": ERASED}, headers=admin)
+    assert erased.get_json()["counts"]["suppressions"] == 1
+    before = contacts(db, ctx.tenant_id)
+
+    # The window: new key current, the old one previous. Everything is still found.
+    new_key = Fernet.generate_key()
+    restore_blind.append(new_key)
+    window = blind_ring(settings, new_key, settings.blind_index_key)
+    assert send(client, ctx, KEPT)[0] == 202
+    assert send(client, ctx, OUT) == (422, "recipient_opted_out")
+    assert send(client, ctx, ERASED) == (422, "recipient_opted_out")
+    assert contacts(db, ctx.tenant_id) == before  # KEPT's contact was found, not duplicated
+    shown = client.get("/v1/consents", query_string={"phone": OUT}, headers=writer).get_json()
+    assert shown["current"]["sms"]["status"] == "opted_out"
+
+    # Re-key, as an operator would, while the window is open.
+    env = {
+        **backend.process_env(),
+        "BLIND_INDEX_KEY": new_key.decode(),
+        "BLIND_INDEX_PREVIOUS_KEY": settings.blind_index_key.decode(),
+    }
+    proc = subprocess.run(
+        [SWITCHBOARD, "keys", "rotate", "--blind-index", "--json"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr
+    report = json.loads(proc.stdout)
+    assert report["rekeyed"]["contacts"] >= 2 and report["rekeyed"]["consents"] >= 1
+    assert report["status"]["contacts_under_previous_key"] == 0
+    # The erased number's suppression cannot move: the report says so.
+    assert report["status"]["suppressions_under_other_keys"] >= 1
+    with db.session() as s:
+        kept = s.scalars(select(Contact).where(Contact.tenant_id == ctx.tenant_id)).all()
+        for contact in kept:
+            if not contact.phone_index.startswith("erased:"):
+                assert contact.phone_index == window.blind_index(contact.phone)
+        out_records = s.scalars(
+            select(ConsentRecord.phone_index).where(ConsentRecord.tenant_id == ctx.tenant_id)
+        ).all()
+        assert set(out_records) == {window.blind_index(OUT)}
+
+    # While the window stays open, the erased number's suppression is still honoured.
+    assert send(client, ctx, ERASED) == (422, "recipient_opted_out")
+    # Close the window: the old key is gone, and everything that moved is still found.
+    blind_ring(settings, new_key, None)
+    assert send(client, ctx, KEPT)[0] == 202
+    assert send(client, ctx, OUT) == (422, "recipient_opted_out")
+    assert contacts(db, ctx.tenant_id) == before
+
+
+def test_rekey_refuses_without_a_window(db: Database, settings: Settings) -> None:
+    with db.session() as s, pytest.raises(ValueError, match="BLIND_INDEX_PREVIOUS_KEY"):
+        rotation.rekey_blind_index(s, keyring())
