@@ -26,18 +26,16 @@ if _REPO_ROOT not in sys.path:
     sys.path.insert(0, _REPO_ROOT)
 
 import argparse
-import asyncio
 import contextlib
 import json
 import os
 import secrets
 import tempfile
-from collections.abc import Callable
-from dataclasses import dataclass
 
 from cryptography.fernet import Fernet
 
 from scripts.bench.common import REPO_ROOT, say
+from scripts.bench.cpu_ab import Figures, load, row
 from scripts.bench.fixtures import (
     UNLIMITED_API,
     create_database,
@@ -46,9 +44,9 @@ from scripts.bench.fixtures import (
     drop_database,
     run_cli,
 )
-from scripts.bench.loadgen import HttpRequest, percentile, run_load
+from scripts.bench.loadgen import HttpRequest
 from scripts.bench.servers import Server
-from scripts.bench.targets import _tree_cpu, json_request
+from scripts.bench.targets import json_request
 
 TARGET = 1.10
 TEMPLATE = {
@@ -71,13 +69,6 @@ TEMPLATE = {
 }
 
 
-@dataclass
-class Figures:
-    cpu_ms: float
-    rps: float
-    latencies: list[float]
-
-
 def _args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--duration", type=float, default=10.0)
@@ -88,43 +79,6 @@ def _args(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/0")
     return parser.parse_args(argv)
-
-
-def load(
-    server: Server, factory: Callable[[int], HttpRequest], args: argparse.Namespace
-) -> Figures:
-    assert server.proc is not None
-    before = _tree_cpu(server.proc.pid)
-    result = asyncio.run(
-        run_load(
-            server.base_url, factory, concurrency=args.concurrency, warmup=2, duration=args.duration
-        )
-    )
-    cpu = _tree_cpu(server.proc.pid) - before
-    total = result.warmup.ok + result.measured.ok
-    bad = {k: v for k, v in result.measured.statuses.items() if not k.startswith("2")}
-    if bad:
-        raise SystemExit(f"unexpected answers: {bad}")
-    return Figures(cpu * 1000 / max(1, total), result.measured.rps, result.measured.latencies_ms)
-
-
-def row(name: str, figures: list[Figures], base: list[Figures] | None) -> str:
-    cpu = sum(f.cpu_ms for f in figures) / len(figures)
-    lat = sorted(x for f in figures for x in f.latencies)
-    rps = sum(f.rps for f in figures) / len(figures)
-    text = (
-        f"{name:<16} {rps:7.0f} req/s  CPU {cpu:5.2f} ms/req  "
-        f"p50 {percentile(lat, 50):6.1f}  p95 {percentile(lat, 95):6.1f}  "
-        f"p99 {percentile(lat, 99):6.1f} ms"
-    )
-    if base is not None:
-        ratios = [f.cpu_ms / b.cpu_ms for f, b in zip(figures, base, strict=True)]
-        mean = sum(ratios) / len(ratios)
-        each = ", ".join(f"{r:.2f}" for r in ratios)
-        text += (
-            f"  CPU x{mean:.2f} of plain (rounds: {each})  {'HIT' if mean <= TARGET else 'MISS'}"
-        )
-    return text
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -210,9 +164,10 @@ def main(argv: list[str] | None = None) -> int:
         f"{args.rounds} rounds of {args.duration:g} s each at {args.concurrency} connections; "
         "CPU is the server's per request"
     )
-    print(row("plain (baseline)", results["plain"], None))
-    print(row("template", results["template"], results["plain"]))
-    print(row("template + URL", results["template + URL"], results["plain"]))
+    baseline = results["plain"]
+    print(row("plain (baseline)", baseline, None, TARGET, "plain"))
+    print(row("template", results["template"], baseline, TARGET, "plain"))
+    print(row("template + URL", results["template + URL"], baseline, TARGET, "plain"))
     print(f"target: a template adds at most {TARGET - 1:.0%} to intake's CPU per request")
     return 0
 
