@@ -25,11 +25,39 @@ from app.models.types import utcnow
 from app.security import audit_chain
 from app.security.audit_chain import GENESIS, ChainReport, event_hash, timestamp
 
+# Postgres: one statement locks the chain's head, inserts the event with its hash computed
+# from the head's (SHA-256 over the previous hash, a newline and the canonical body, as
+# audit_chain.event_hash), and moves the head. No row comes back when the chain has no head
+# yet: the first event of a chain takes the general path, which creates it.
+_APPEND_PG = text(
+    """
+WITH head AS (
+    SELECT seq, hash FROM audit_heads WHERE chain = :chain FOR UPDATE
+), event AS (
+    INSERT INTO audit_events (chain, seq, actor, action, target, ids, change, at, prev_hash, hash)
+    SELECT :chain, head.seq + 1, :actor, :action, :target, CAST(:ids AS json),
+           CAST(:change AS json), :at, head.hash,
+           encode(sha256(convert_to(head.hash || chr(10) || :body, 'UTF8')), 'hex')
+    FROM head
+    RETURNING seq, hash
+)
+UPDATE audit_heads SET seq = event.seq, hash = event.hash
+FROM event WHERE audit_heads.chain = :chain
+RETURNING audit_heads.seq, audit_heads.hash
+"""
+)
 _LOCK_HEAD = text(
     "INSERT INTO audit_heads (chain, seq, hash) VALUES (:chain, 0, :genesis) "
     "ON CONFLICT (chain) DO UPDATE SET seq = audit_heads.seq RETURNING seq, hash"
 )
 _MOVE_HEAD = text("UPDATE audit_heads SET seq = :seq, hash = :hash WHERE chain = :chain")
+
+
+@dataclass(frozen=True)
+class Appended:
+    chain: str
+    seq: int
+    hash: str
 
 
 def append(
@@ -41,29 +69,41 @@ def append(
     target: str,
     ids: Sequence[Any] = (),
     change: dict[str, Any] | None = None,
-) -> AuditEvent:
+) -> Appended:
     """Append one event to the tenant's chain (the system chain when ``tenant_id`` is None).
 
     ``change`` must hold no personal data: ids, blind indexes, settings and counts only.
+    On Postgres, one round trip once the chain exists.
     """
     chain = tenant_id or SYSTEM_CHAIN
-    seq, prev_hash = session.execute(_LOCK_HEAD, {"chain": chain, "genesis": GENESIS}).one()
+    ids_json = audit_chain.canonical(list(ids))
+    change_json = audit_chain.canonical(change or {})
     fields = {
         "chain": chain,
         "actor": actor[:100],
         "action": action,
         "target": target,
         # Round-tripped through JSON, so what is hashed is what the database gives back.
-        "ids": json.loads(audit_chain.canonical(list(ids))),
-        "change": json.loads(audit_chain.canonical(change or {})),
+        "ids": json.loads(ids_json),
+        "change": json.loads(change_json),
         "at": timestamp(utcnow()),
     }
+    if session.get_bind().dialect.name == "postgresql":
+        params = {
+            **fields,
+            "ids": ids_json,
+            "change": change_json,
+            "body": audit_chain.hashed_body(fields),
+        }
+        row = session.execute(_APPEND_PG, params).first()
+        if row is not None:
+            return Appended(chain, int(row.seq), str(row.hash))
+    seq, prev_hash = session.execute(_LOCK_HEAD, {"chain": chain, "genesis": GENESIS}).one()
     digest = event_hash(prev_hash, fields)
-    event = AuditEvent(seq=seq + 1, prev_hash=prev_hash, hash=digest, **fields)
-    session.add(event)
+    session.add(AuditEvent(seq=seq + 1, prev_hash=prev_hash, hash=digest, **fields))
     session.flush()
     session.execute(_MOVE_HEAD, {"seq": seq + 1, "hash": digest, "chain": chain})
-    return event
+    return Appended(chain, seq + 1, digest)
 
 
 # --- signing keys ---------------------------------------------------------------------

@@ -47,9 +47,13 @@ def timestamp(at: datetime) -> str:
     return at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
+def hashed_body(event: Mapping[str, Any]) -> str:
+    """What an event's hash covers, besides the previous hash."""
+    return canonical({name: event[name] for name in HASHED})
+
+
 def event_hash(prev_hash: str, event: Mapping[str, Any]) -> str:
-    body = canonical({name: event[name] for name in HASHED})
-    return hashlib.sha256(f"{prev_hash}\n{body}".encode()).hexdigest()
+    return hashlib.sha256(f"{prev_hash}\n{hashed_body(event)}".encode()).hexdigest()
 
 
 def checkpoint_message(chain: str, seq: int, head: str, at: str) -> bytes:

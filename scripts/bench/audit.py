@@ -9,6 +9,8 @@ seconds at 16 connections after a warm-up, on each server in turn:
 
 - ``POST /v1/consents``: an opt-in for a new number each request. Every consent record
   appends one event to the tenant's chain (one head row locked, one row inserted);
+- the same at one connection: no two requests wait on the chain's head row, so the
+  figure is the writes' CPU alone (at 16 connections, the tenant's consents queue on it);
 - ``POST /v1/messages``: a send intent, which writes no audit event (the control).
 
 It prints the server CPU (master and workers) per request, req/s and p50/p95/p99 of each,
@@ -81,7 +83,14 @@ def main(argv: list[str] | None = None) -> int:
         PYTHONPATH=REPO_ROOT.as_posix(), LOG_LEVEL="WARNING", WEB_CONCURRENCY="2",
     )  # fmt: skip
     create_database(args.pg_url, db_name)
-    names = ("consents", "consents, no audit", "messages", "messages, no audit")
+    names = (
+        "consents",
+        "consents, no audit",
+        "consents x1",
+        "consents x1, no audit",
+        "messages",
+        "messages, no audit",
+    )
     results: dict[str, list[Figures]] = {name: [] for name in names}
     counter = iter(range(10**7))
     try:
@@ -114,15 +123,18 @@ def main(argv: list[str] | None = None) -> int:
         try:
             with_audit.start(45)
             without.start(45)
+            single = argparse.Namespace(**{**vars(args), "concurrency": 1})
             for n in range(args.rounds):
-                for name, server, factory in (
-                    ("consents", with_audit, consent),
-                    ("consents, no audit", without, consent),
-                    ("messages", with_audit, message),
-                    ("messages, no audit", without, message),
+                for name, server, factory, how in (
+                    ("consents", with_audit, consent, args),
+                    ("consents, no audit", without, consent, args),
+                    ("consents x1", with_audit, consent, single),
+                    ("consents x1, no audit", without, consent, single),
+                    ("messages", with_audit, message, args),
+                    ("messages, no audit", without, message, args),
                 ):
                     say(f"  round {n + 1}: {name} for {args.duration:g} s")
-                    results[name].append(load(server, factory, args))
+                    results[name].append(load(server, factory, how))
         finally:
             with_audit.stop()
             without.stop()
@@ -133,10 +145,10 @@ def main(argv: list[str] | None = None) -> int:
             delete_redis_keys(args.redis_url, prefix)
     print(
         f"\nSwitchboard audit benchmark (run {run_id}): {args.rounds} rounds of "
-        f"{args.duration:g} s each at {args.concurrency} connections; CPU is the server's "
-        "per request"
+        f"{args.duration:g} s each at {args.concurrency} connections (x1: at one); CPU is the "
+        "server's per request"
     )
-    for target in ("consents", "messages"):
+    for target in ("consents", "consents x1", "messages"):
         base = results[f"{target}, no audit"]
         print(row(f"{target}, no audit (baseline)", base, None, TARGET, "no audit"))
         print(row(target, results[target], base, TARGET, "no audit"))

@@ -351,3 +351,24 @@ def test_cli_verify_names_the_problem_and_export_verifies_on_its_own(
     failed = run(backend, "audit", "verify", "--tenant", tenant, ok=False)
     assert failed.returncode == 1
     assert "deleted at seq 2: seq 2" in failed.stdout and "does NOT hold" in failed.stdout
+
+
+def test_an_append_is_one_statement_once_the_chain_exists(db: Database, settings: Settings) -> None:
+    from sqlalchemy import event
+
+    tenant = make_tenant_ctx(db, with_account=False).tenant_id
+    write_events(db, tenant, 1)  # creates the chain's head
+    statements: list[str] = []
+
+    def count(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        if "audit" in statement:
+            statements.append(statement)
+
+    event.listen(db.engine, "before_cursor_execute", count)
+    try:
+        write_events(db, tenant, 1)
+    finally:
+        event.remove(db.engine, "before_cursor_execute", count)
+    expected = 1 if db.engine.dialect.name == "postgresql" else 3
+    assert len(statements) == expected, statements
+    assert report(db, settings, tenant).ok
