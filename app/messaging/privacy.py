@@ -31,7 +31,6 @@ from app.messaging.states import FINAL, Status
 from app.models import InboxItem, Message, Tenant
 from app.models.types import utcnow
 
-MODES = ("keep", "until_final", "none")
 # The body is still needed while the message may yet be (re)sent.
 STILL_SENDING = frozenset({Status.PENDING, Status.SCHEDULED, Status.QUEUED, Status.DISPATCHED})
 DONE = frozenset(FINAL | {Status.DELIVERED})
