@@ -7,7 +7,9 @@ idempotent, so a row published twice (a relay racing the hook) is harmless.
 
 The rows the broker took are deleted in batches by a background thread a
 fraction of a second later (``PublishedRows``), not one DELETE and COMMIT per
-request: a crash in between only leaves rows the relay publishes again.
+request: a crash in between only leaves rows the relay publishes again. The
+request hot paths do not publish at all: they hand their committed rows to a
+publisher thread (``Handoff``), so that a request never waits on the broker.
 """
 
 from __future__ import annotations
@@ -16,8 +18,8 @@ import atexit
 import logging
 import os
 import threading
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any, Protocol
 
@@ -152,21 +154,24 @@ def publish_rows(
 ) -> int:
     """Publish rows in order, and owe the deletion of the ones the broker took.
 
-    A coalescing wake (``app.wakes``) with one already waiting is not published again:
-    the waiting one will do its work. Stops at the first failure: the rest stay for the
-    relay."""
+    A coalescing wake (``app.wakes``) goes once per key in a batch, and not at all while
+    one with its key waits in the broker: that one does the work of every row committed
+    before it runs, and every row here is. The batch's flags are asked in one round trip.
+    Stops at the first failure: the rest stay for the relay."""
+    keys = list(dict.fromkeys((row.queue, wake) for row, wake in rows if wake is not None))
+    owed = set(keys) if wakes is None else wakes.to_publish(keys)
     published: list[int] = []
     try:
         for row, wake in rows:
-            if wakes is None or wakes.should_publish(row.queue, wake):
-                try:
-                    celery.send_task(row.task_name, args=row.args, queue=row.queue)
-                except Exception:
-                    if wakes is not None and wake is not None:
-                        wakes.clear(row.queue, wake)  # no wake waits: let the next one go
-                    raise
+            key = None if wake is None else (row.queue, wake)
+            if key is None or key in owed:
+                celery.send_task(row.task_name, args=row.args, queue=row.queue)
+                owed.discard(key)  # the batch's later rows with this key are covered
             published.append(row.id)
     except Exception as exc:  # any broker failure: the relay will try again
+        if wakes is not None:
+            for queue, wake in owed:  # flags set for wakes that never went: let the next go
+                wakes.clear(queue, wake)
         log.warning(
             "outbox publish failed; rows left for the relay",
             extra={"error": type(exc).__name__, "left": len(rows) - len(published)},
@@ -176,6 +181,81 @@ def publish_rows(
     return len(published)
 
 
+Row = tuple[Publishable, str | None]
+
+
+class Handoff:
+    """Committed rows published from a thread of their own: the request that wrote them
+    answers without waiting on the broker or on Redis.
+
+    Rows handed over while the thread was busy go out together (``publish_rows``): one
+    round trip for their wakes' flags, and one wake per key. A row never published (the
+    process died first, the broker is down) stays in the outbox, and the relay publishes
+    it after ``OUTBOX_RELAY_GRACE``. One per process: a forked child starts afresh.
+    """
+
+    def __init__(self, publish: Callable[[Sequence[Row]], int], limit: int = 100_000) -> None:
+        self._publish = publish
+        self.limit = limit
+        self._reset()
+        atexit.register(self.flush)
+
+    def _reset(self) -> None:
+        self._pid = os.getpid()
+        self._lock = threading.Lock()
+        self._settled = threading.Condition(self._lock)
+        self._rows: list[Row] = []
+        self._busy = 0
+        self._ready = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def add(self, rows: Sequence[Row]) -> None:
+        if self._pid != os.getpid():
+            self._reset()
+        with self._lock:
+            self._rows.extend(rows)
+            if len(self._rows) > self.limit:  # the broker is far behind: the relay has them
+                del self._rows[: len(self._rows) - self.limit]
+            if self._thread is None:
+                self._thread = threading.Thread(
+                    target=self._run, name="outbox-publisher", daemon=True
+                )
+                self._thread.start()
+        self._ready.set()
+
+    def _run(self) -> None:
+        while True:
+            self._ready.wait()
+            self._ready.clear()
+            self.flush()
+
+    def flush(self) -> int:
+        """Publish what was handed over so far; how many rows the broker took."""
+        if self._pid != os.getpid():
+            return 0
+        with self._lock:
+            rows, self._rows = self._rows, []
+            if not rows:
+                return 0
+            self._busy += 1
+        try:
+            return self._publish(rows)
+        except Exception:  # never lose the thread: the rows stay for the relay
+            log.exception("outbox handoff failed; rows left for the relay")
+            return 0
+        finally:
+            with self._lock:
+                self._busy -= 1
+                self._settled.notify_all()
+
+    def settle(self, timeout: float = 10.0) -> bool:
+        """Wait until every row handed over so far was tried; False on timeout."""
+        if self._pid != os.getpid():
+            return True
+        with self._settled:
+            return self._settled.wait_for(lambda: not self._rows and not self._busy, timeout)
+
+
 @dataclass(frozen=True)
 class Outbox:
     """Publishes committed outbox rows; one per process and database (``install_outbox``)."""
@@ -183,10 +263,18 @@ class Outbox:
     celery: Celery
     published_rows: PublishedRows
     wakes: Wakes | None = None
+    handoff: Handoff = field(init=False)
 
-    def publish(self, rows: Sequence[tuple[Publishable, str | None]]) -> int:
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "handoff", Handoff(self.publish))
+
+    def publish(self, rows: Sequence[Row]) -> int:
         """Publish rows already committed (``publish_rows``); the relay covers a failure."""
         return publish_rows(self.celery, self.published_rows, rows, self.wakes)
+
+    def publish_soon(self, rows: Sequence[Row]) -> None:
+        """Hand committed rows to this process's publisher thread (the request hot paths)."""
+        self.handoff.add(rows)
 
 
 def install_outbox(db: Database, celery: Celery, wakes: Wakes | None = None) -> Outbox:

@@ -19,6 +19,7 @@ the rate limiter's Redis client (``create_app``).
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from typing import Any
 
 log = logging.getLogger(__name__)
@@ -44,6 +45,20 @@ class Wakes:
         except Exception as exc:  # Redis away: publish, as without coalescing
             log.warning("wake flag unavailable", extra={"error": type(exc).__name__})
             return True
+
+    def to_publish(self, keys: Sequence[tuple[str, str]]) -> set[tuple[str, str]]:
+        """``should_publish`` for many (queue, key) pairs in one round trip: those to publish."""
+        if self.client is None or not keys:
+            return set(keys)
+        try:
+            pipe = self.client.pipeline(transaction=False)
+            for queue, key in keys:
+                pipe.set(self._key(queue, key), 1, nx=True, px=self.ttl_ms)
+            answers = pipe.execute()
+        except Exception as exc:  # Redis away: publish, as without coalescing
+            log.warning("wake flags unavailable", extra={"error": type(exc).__name__})
+            return set(keys)
+        return {pair for pair, answer in zip(keys, answers, strict=True) if answer}
 
     def clear(self, queue: str, key: str) -> None:
         """A drain starts: the next commit with this key must wake another."""

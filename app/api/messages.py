@@ -146,7 +146,7 @@ def create_message() -> Any:
             if accepted.outbox_id is not None:
                 outbox: Outbox = current_app.extensions["switchboard.outbox"]
                 row = Written(accepted.outbox_id, TaskNames.DISPATCH, accepted.lane, [message.id])
-                outbox.publish([(row, accepted.tenant_id)])
+                outbox.publish_soon([(row, accepted.tenant_id)])
             return _created(message, intent.to, created=True)
     # The general path: a replay or a conflict, a refusal, no route, another zone, or SQLite.
     try:

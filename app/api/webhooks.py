@@ -134,7 +134,7 @@ def provider_webhook(provider_name: str, account_id: str) -> Any:
         new = row is not None
         if row is not None:
             outbox: Outbox = current_app.extensions["switchboard.outbox"]
-            outbox.publish([(row, INBOX)])
+            outbox.publish_soon([(row, INBOX)])
     else:
         session = request_session()
         new = store_callback(session, account, provider.name, parsed.dedupe_key, incoming.text())

@@ -245,7 +245,12 @@ def test_wakes_coalesce_per_key_until_the_drain_clears_them(backend: object) -> 
     assert wakes.should_publish("dispatch.normal", None) is True  # not a coalescing wake
     wakes.clear("dispatch.normal", "ten_a")  # the drain started
     assert wakes.should_publish("dispatch.normal", "ten_a") is True
+    # A batch of keys in one round trip (the outbox's publisher thread): ten_a waits.
+    batch = [("dispatch.normal", "ten_c"), ("dispatch.normal", "ten_a"), ("intake", "inbox")]
+    assert wakes.to_publish(batch) == {("dispatch.normal", "ten_c"), ("intake", "inbox")}
+    assert wakes.to_publish(batch) == set()
     # Without Redis (the embedded default), or with Redis away, every wake is published.
     assert Wakes(None).should_publish("dispatch.normal", "ten_a") is True
     away = Wakes(redis.Redis(port=1, socket_connect_timeout=0.2), prefix)
     assert away.should_publish("dispatch.normal", "ten_a") is True
+    assert away.to_publish(batch) == set(batch)

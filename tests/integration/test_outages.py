@@ -134,6 +134,8 @@ def test_broker_down_at_intake_still_202_and_row_kept_for_the_relay(
     assert time.monotonic() - started < 10
     assert r.status_code == 202
     mid = r.get_json()["id"]
+    # The publisher thread tried and failed, leaving the row: only then is the broker back.
+    assert app_via_broker_proxy.extensions["switchboard.outbox"].handoff.settle(timeout=30)
     ready = client.get("/readyz")
     assert ready.status_code == 503 and ready.get_json()["checks"]["broker"].startswith(
         "unavailable"

@@ -140,6 +140,8 @@ def test_priority_picks_the_lane(client: FlaskClient, db: Database, app) -> None
             p: send(client, ctx, {"to": "+12025550100", "body": p, "priority": p}).get_json()["id"]
             for p in ("urgent", "normal", "bulk")
         }
+        # Published off the request's thread (app.outbox.Handoff): wait for it.
+        assert app.extensions["switchboard.outbox"].handoff.settle()
     finally:
         celery.send_task = original
     lanes = dict(sent)
