@@ -7,7 +7,7 @@ import re
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from flask import Flask
+from flask import Flask, request
 from flask.testing import FlaskClient
 from sqlalchemy import select, update
 
@@ -86,6 +86,24 @@ def test_sign_in_sets_a_scoped_http_only_cookie(app: Flask, db: Database) -> Non
     assert page.status_code == 200 and username in page.get_data(as_text=True)
     assert page.headers["X-Frame-Options"] == "DENY"
     assert "frame-ancestors 'none'" in page.headers["Content-Security-Policy"]
+
+
+def test_the_cookie_session_is_opened_on_the_console_paths_only(app: Flask) -> None:
+    """The API and the webhooks never carry the cookie (its path is /console): no signer
+    is built for them, and nothing is saved."""
+    sessions = app.session_interface
+    for path, opened in [
+        ("/console", True),
+        ("/console/login", True),
+        ("/v1/messages", False),
+        ("/webhooks/twilio/acc_x", False),
+        ("/consoles", False),
+    ]:
+        with app.test_request_context(path):
+            session = sessions.open_session(app, request)
+            assert session is not None and sessions.is_null_session(session) is not opened, path
+    r = app.test_client().get("/healthz")
+    assert "Set-Cookie" not in r.headers
 
 
 def test_a_wrong_password_is_refused_and_recorded(app: Flask, db: Database) -> None:
