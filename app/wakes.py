@@ -3,9 +3,9 @@
 Work arrives faster than a task per item could carry it (a Celery task costs about as
 much as dispatching ten messages, or applying twenty receipts, in a batch). So a commit
 owes its drain a wake through the outbox with a key (the inbox; a lane and a tenant),
-and the wake is published only when none with that key is waiting: ``should_publish``
-sets a short-lived flag in Redis (``SET NX``), and the woken drain clears it (``clear``)
-before it claims anything.
+and the wake is published only when none with that key is waiting: ``to_publish`` sets
+a short-lived flag in Redis (``SET NX``, a batch's keys in one pipeline), and the woken
+drain clears it (``clear``) before it claims anything.
 
 Why nothing is missed: an item committed while the flag is set has a wake waiting that
 has not started yet; that drain clears the flag first and claims afterwards, so it sees
@@ -38,16 +38,11 @@ class Wakes:
 
     def should_publish(self, queue: str, key: str | None) -> bool:
         """True when this wake must be published: none with its key is waiting."""
-        if self.client is None or key is None:
-            return True
-        try:
-            return bool(self.client.set(self._key(queue, key), 1, nx=True, px=self.ttl_ms))
-        except Exception as exc:  # Redis away: publish, as without coalescing
-            log.warning("wake flag unavailable", extra={"error": type(exc).__name__})
-            return True
+        return key is None or (queue, key) in self.to_publish([(queue, key)])
 
     def to_publish(self, keys: Sequence[tuple[str, str]]) -> set[tuple[str, str]]:
-        """``should_publish`` for many (queue, key) pairs in one round trip: those to publish."""
+        """The (queue, key) pairs whose wake must be published, their flags set in one
+        round trip (the outbox publishes a batch's wakes so)."""
         if self.client is None or not keys:
             return set(keys)
         try:
