@@ -215,7 +215,9 @@ class Handoff:
         with self._lock:
             self._rows.extend(rows)
             if len(self._rows) > self.limit:  # the broker is far behind: the relay has them
-                del self._rows[: len(self._rows) - self.limit]
+                dropped = len(self._rows) - self.limit
+                del self._rows[:dropped]
+                log.warning("outbox handoff full; rows left for the relay", extra={"left": dropped})
             if self._thread is None:
                 self._thread = threading.Thread(
                     target=self._run, name="outbox-publisher", daemon=True

@@ -127,7 +127,7 @@ def test_handoff_survives_a_publisher_error(caplog: pytest.LogCaptureFixture) ->
     assert "rows left for the relay" in caplog.text
 
 
-def test_handoff_keeps_at_most_its_limit() -> None:
+def test_handoff_keeps_at_most_its_limit(caplog: pytest.LogCaptureFixture) -> None:
     gate = threading.Event()
     seen: list[int] = []
 
@@ -143,3 +143,4 @@ def test_handoff_keeps_at_most_its_limit() -> None:
     assert handoff.settle(timeout=5)
     # The oldest waiting rows were dropped: still in the outbox, the relay publishes them.
     assert seen[-3:] == [3, 4, 5] and 1 not in seen
+    assert "outbox handoff full" in caplog.text
