@@ -12,7 +12,9 @@ from config.logging import configure_logging
 
 def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     """Build the web app; ``test_config`` may carry ``settings`` and Flask overrides."""
-    from app.api import (
+    from app.api import openapi
+    from app.api.errors import register_error_handlers
+    from app.api.routes import (
         admin,
         analytics,
         consents,
@@ -22,27 +24,25 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         links,
         messages,
         metrics,
-        openapi,
         rules,
         templates,
         webhooks,
     )
-    from app.api.errors import register_error_handlers
-    from app.api.oauth import install_oauth
+    from app.api.routes.oauth import install_oauth
     from app.api.session import close_request_session
-    from app.broker import create_celery
     from app.console import install_console
     from app.crm.owed import install_crm_hook
-    from app.db import make_database
-    from app.messaging.ratelimit import RedisLimiter, make_limiter
-    from app.messaging.stuck import Window
-    from app.metrics import install_metrics_hook
-    from app.observability import init_sentry
-    from app.outbox import install_outbox
+    from app.infra.broker import create_celery
+    from app.infra.db import make_database
+    from app.infra.outbox import install_outbox
+    from app.infra.ratelimit import RedisLimiter, make_limiter
+    from app.infra.ttl_cache import TTLCache
+    from app.infra.wakes import Wakes
+    from app.messaging.recovery.stuck import Window
+    from app.observability.metrics import install_metrics_hook
+    from app.observability.sentry import init_sentry
     from app.reports.gauges import DatabaseGauges
     from app.security.crypto import Keyring, install_keyring
-    from app.ttl_cache import TTLCache
-    from app.wakes import Wakes
 
     config = dict(test_config or {})
     settings: Settings = config.pop("settings", None) or load_settings()
@@ -80,7 +80,8 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     app.extensions["switchboard.limiter"] = limiter
     # API keys and their tenants (app.api.auth), for AUTH_CACHE_SECONDS.
     app.extensions["switchboard.key_cache"] = TTLCache(settings.auth_cache_seconds)
-    # Channel accounts and their webhook secrets (app.api.webhooks), for ACCOUNT_CACHE_SECONDS.
+    # Channel accounts and their webhook secrets (app.api.routes.webhooks), for
+    # ACCOUNT_CACHE_SECONDS.
     app.extensions["switchboard.signer_cache"] = TTLCache(settings.account_cache_seconds)
     celery.flask_app = app
 

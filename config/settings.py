@@ -180,7 +180,7 @@ class Settings:
                 opts["global_keyprefix"] = self.broker_keyprefix
         if self.broker_url.startswith("sqla+"):
             # kombu hands every sqla option to create_engine (the polling interval is
-            # app.embedded_broker's); let SQLite wait for its lock instead of failing.
+            # app.infra.embedded_broker's); let SQLite wait for its lock instead of failing.
             opts["connect_args"] = {"timeout": 30}
         return opts
 

@@ -11,7 +11,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 
 from app import create_app
-from app.db import Database
+from app.infra.db import Database
 from config import Settings, load_settings
 from tests.factories import TenantCtx, make_tenant_ctx
 from tests.support.backends import Backend, create_backend, destroy_backend

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 
-from app.db import Database
+from app.infra.db import Database
 from app.models import ApiKey, ChannelAccount, Tenant, WebhookSecret
 from app.providers.signing import generate_secret
 from app.security.api_keys import generate_api_key, hash_api_key

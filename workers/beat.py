@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from app.broker import QueueNames, TaskNames
+from app.domain.queues import QueueNames
+from app.infra.broker import TaskNames
 from config import Settings
 
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 from celery import Celery
 from flask import current_app
 
-from app.db import Database
-from app.messaging.ratelimit import RateLimiter
-from app.wakes import Wakes
+from app.infra.db import Database
+from app.infra.ratelimit import RateLimiter
+from app.infra.wakes import Wakes
 from config import Settings
 
 

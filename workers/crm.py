@@ -15,12 +15,13 @@ from celery import shared_task
 from sqlalchemy import select
 from sqlalchemy.exc import OperationalError
 
-from app.broker import QueueNames, TaskNames
 from app.crm.batches import drain_connection
 from app.crm.owed import sweep_missing
 from app.crm.syncs import redrive_due, wake_key
+from app.domain.clock import utcnow
+from app.domain.queues import QueueNames
+from app.infra.broker import TaskNames
 from app.models import CrmConnection
-from app.models.types import utcnow
 from workers.context import celery, db, limiter, settings, wakes
 from workers.stopping import stopping
 

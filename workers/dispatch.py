@@ -1,7 +1,7 @@
 """Dispatch tasks: drain a lane in batches. Idempotent: a redelivered task sends nothing twice.
 
 ``dispatch_message`` is the wake-up owed for each new or released message (through the
-outbox), coalesced per tenant and lane (``app.wakes``): it drains the message's lane,
+outbox), coalesced per tenant and lane (``app.infra.wakes``): it drains the message's lane,
 fairly between tenants, taking that message with the others. ``dispatch_lane`` drains a
 lane by name: a drain that ran out of time hands on with it, and beat's sweep sends it
 for queued work that no task announced.
@@ -16,8 +16,9 @@ from celery import shared_task
 from sqlalchemy import select
 from sqlalchemy.exc import OperationalError
 
-from app.broker import QueueNames, TaskNames
-from app.messaging import dispatch
+from app.domain.queues import QueueNames
+from app.infra.broker import TaskNames
+from app.messaging.dispatch import batch as dispatch
 from app.messaging.states import ConcurrentTransition
 from app.models import Message
 from workers.context import celery, db, limiter, settings, wakes

@@ -7,12 +7,13 @@ from datetime import timedelta
 
 from celery import shared_task
 
-from app.broker import QueueNames, TaskNames
-from app.messaging import privacy
-from app.messaging.inbox import purge_processed, redrive_deferred
-from app.messaging.reconcile import reconcile
-from app.messaging.scheduler import expire_overdue, release_due, unannounced_work
-from app.outbox import relay
+from app.domain.queues import QueueNames
+from app.infra.broker import TaskNames
+from app.infra.outbox import relay
+from app.messaging.compliance import privacy
+from app.messaging.dispatch.scheduler import expire_overdue, release_due, unannounced_work
+from app.messaging.receipts.inbox import purge_processed, redrive_deferred
+from app.messaging.recovery.reconcile import reconcile
 from app.reports.analytics import rollup
 from app.security import audit
 from app.security.oauth import purge_revoked

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 
-from app.broker import TaskNames
+from app.infra.broker import TaskNames
 
 MAINTENANCE = frozenset(
     {

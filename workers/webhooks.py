@@ -7,13 +7,14 @@ import logging
 from celery import shared_task
 from sqlalchemy.exc import OperationalError
 
-from app.broker import QueueNames, TaskNames
-from app.messaging.receipts import drain_inbox
-from app.messaging.simulation import receipt_target
+from app.domain.queues import QueueNames
+from app.infra.broker import TaskNames
+from app.infra.wakes import INBOX
+from app.messaging.dispatch.simulation import receipt_target
+from app.messaging.receipts.drain import drain_inbox
 from app.messaging.states import ConcurrentTransition
 from app.providers.base import RetryableError
 from app.providers.http import TransportError
-from app.wakes import INBOX
 from workers.context import celery, db, settings, wakes
 from workers.stopping import stopping
 
@@ -29,7 +30,7 @@ log = logging.getLogger(__name__)
 )
 def process_inbox_item(item_id: str) -> int:
     """The inbox's drain: this row (due or not: beat re-drives deferred ones) and every due
-    one with it, in batches. Its wakes coalesce (app.wakes): the flag is cleared first."""
+    one with it, in batches. Its wakes coalesce (app.infra.wakes): the flag is cleared first."""
     wakes().clear(QueueNames.INTAKE, INBOX)
     handled, more = drain_inbox(db(), settings(), item_id, stopping.is_set)
     if more:

@@ -16,10 +16,10 @@ from sqlalchemy import select
 
 from app.api.errors import Problem
 from app.api.session import request_session
+from app.infra.ttl_cache import TTLCache
 from app.models import ApiKey, Tenant
 from app.security.api_keys import KEY_PREFIX, hash_api_key
 from app.security.oauth import InvalidToken, decode_token, token_live
-from app.ttl_cache import TTLCache
 from config import Settings
 
 P = ParamSpec("P")

@@ -1,5 +1,5 @@
 """GET /v1/openapi.json: the API's OpenAPI 3.1 description, generated from the pydantic
-models that validate requests (app.messaging.intents, app.api.consents) and describe
+models that validate requests (app.messaging.intake.intents, app.api.routes.consents) and describe
 responses (app.api.schemas). OpenAPI 3.1 schemas are JSON Schema 2020-12, which is
 what pydantic emits, so the models go in unchanged."""
 
@@ -13,9 +13,9 @@ from pydantic import BaseModel
 from pydantic.json_schema import JsonSchemaMode, models_json_schema
 
 from app.api import schemas as s
-from app.api.consents import ConsentIn
-from app.messaging.channels import CHANNELS
-from app.messaging.intents import SendIntent
+from app.api.routes.consents import ConsentIn
+from app.domain.channels import CHANNELS
+from app.messaging.intake.intents import SendIntent
 from app.security.api_keys import KNOWN_SCOPES
 
 bp = Blueprint("openapi", __name__)

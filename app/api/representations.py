@@ -6,7 +6,7 @@ import json
 from datetime import UTC, datetime
 from typing import Any
 
-from app.messaging.intake_pg import NewMessage
+from app.messaging.intake.statement import NewMessage
 from app.models import Message, MessageEvent
 
 

@@ -11,7 +11,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from app.messaging.channels import Channel
+from app.domain.channels import Channel
 
 
 class ErrorItem(BaseModel):

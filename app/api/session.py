@@ -5,7 +5,7 @@ from __future__ import annotations
 from flask import current_app, g
 from sqlalchemy.orm import Session
 
-from app.db import Database
+from app.infra.db import Database
 
 
 def get_db() -> Database:

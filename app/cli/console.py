@@ -10,7 +10,7 @@ import click
 from sqlalchemy import select
 
 from app.cli.base import app_session, emit, json_option, main
-from app.models.console import ROLES
+from app.models.access import ROLES
 
 
 @main.group("console-users")

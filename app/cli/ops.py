@@ -92,8 +92,8 @@ def keys_create(tenant_id: str, scopes: str, as_json: bool) -> None:
 @json_option
 def keys_revoke(key_id: str, as_json: bool) -> None:
     """Revoke an API key; every process stops accepting it within AUTH_CACHE_SECONDS."""
+    from app.domain.clock import utcnow
     from app.models import ApiKey
-    from app.models.types import utcnow
 
     with app_session() as (session, settings):
         row = session.get(ApiKey, key_id)
@@ -164,7 +164,7 @@ def accounts_create(
     as_json: bool,
 ) -> None:
     """Create a channel account and print the webhook URL to give the provider."""
-    from app.messaging.channels import CHANNELS
+    from app.domain.channels import CHANNELS
     from app.models import ChannelAccount, Tenant, WebhookSecret
     from app.providers import webhook_url
     from app.providers.base import AccountOptions
@@ -230,7 +230,7 @@ def accounts_create(
 
 
 def _duration(_ctx: click.Context, param: click.Parameter, value: str | None) -> timedelta | None:
-    from app.messaging.stuck import parse_duration
+    from app.messaging.recovery.stuck import parse_duration
 
     if value is None:
         return None
@@ -253,7 +253,7 @@ def _duration(_ctx: click.Context, param: click.Parameter, value: str | None) ->
 def stuck(older_than: timedelta | None, tenant_id: str | None, limit: int, as_json: bool) -> None:
     """Messages stuck in a non-final state past its SLA: ids, states and ages, no PII."""
     from app.crm.syncs import stuck_syncs, waiting_connections
-    from app.messaging.stuck import Window, stuck_report
+    from app.messaging.recovery.stuck import Window, stuck_report
 
     with app_session() as (session, settings):
         report = stuck_report(
@@ -316,9 +316,9 @@ def redrive_command(
 
     With --syncs: put dead-lettered CRM syncs (--id N..., or all, or a --tenant's) back in line.
     """
-    from app.messaging.reconcile import redrive, select_ids
-    from app.messaging.states import Status
-    from app.messaging.stuck import WHY
+    from app.domain.statuses import Status
+    from app.messaging.recovery.reconcile import redrive, select_ids
+    from app.messaging.recovery.stuck import WHY
 
     if syncs:
         redrive_syncs(ids, tenant_id, dry_run, as_json)

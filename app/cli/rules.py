@@ -41,7 +41,7 @@ def rules_add(
     as_json: bool,
 ) -> None:
     """Append a rule (it is evaluated after the existing ones)."""
-    from app.messaging.rules import InvalidRule, RuleSpec, add_rule, rule_view
+    from app.messaging.conversations.rules import InvalidRule, RuleSpec, add_rule, rule_view
     from app.models import Tenant
 
     spec = RuleSpec(
@@ -62,7 +62,7 @@ def rules_add(
 @json_option
 def rules_list(tenant_id: str, as_json: bool) -> None:
     """The tenant's rules, in evaluation order."""
-    from app.messaging.rules import list_rules, rule_view
+    from app.messaging.conversations.rules import list_rules, rule_view
 
     with app_session() as (session, _settings):
         views = [rule_view(r) for r in list_rules(session, tenant_id)]

@@ -18,7 +18,7 @@ def tenants() -> None:
 
 
 def _quiet_hours(_ctx: click.Context, _param: click.Parameter, value: str | None) -> str | None:
-    from app.messaging.quiet_hours import validate
+    from app.messaging.compliance.quiet_hours import validate
 
     if value is None:
         return None
@@ -45,7 +45,7 @@ def _timezone(_ctx: click.Context, _param: click.Parameter, value: str | None) -
 
 
 def _words(_ctx: click.Context, _param: click.Parameter, value: str | None) -> list[str] | None:
-    from app.messaging.keywords import validate_words
+    from app.messaging.compliance.keywords import validate_words
 
     if value is None:
         return None
@@ -223,7 +223,7 @@ def tenants_update(tenant_id: str, as_json: bool, **changes: Any) -> None:
 
 
 def _tenant_view(tenant: Any) -> dict[str, Any]:
-    from app.messaging.keywords import DEFAULT_KEYWORDS, keyword_lists, reply_text
+    from app.messaging.compliance.keywords import DEFAULT_KEYWORDS, keyword_lists, reply_text
 
     lists = keyword_lists(tenant.keywords)
     return {

@@ -12,17 +12,20 @@ from typing import Any
 
 from sqlalchemy import select, update
 
-from app.broker import QueueNames, TaskNames
 from app.crm.syncs import redrive_dead
-from app.db import Database
-from app.messaging.reasons import StatusReason
-from app.messaging.reconcile import redrive
-from app.messaging.states import CANCELABLE, Status, apply_transition
+from app.domain.clock import utcnow
+from app.domain.ids import is_id
+from app.domain.queues import QueueNames
+from app.domain.reasons import StatusReason
+from app.domain.statuses import CANCELABLE, Status
+from app.infra.broker import TaskNames
+from app.infra.db import Database
+from app.infra.outbox import enqueue
+from app.infra.wakes import INBOX
+from app.messaging.recovery.reconcile import redrive
+from app.messaging.states import apply_transition
 from app.models import InboxItem, Message
-from app.models.types import is_id, utcnow
-from app.outbox import enqueue
 from app.security.console_users import record
-from app.wakes import INBOX
 
 MAX_IDS = 200
 

@@ -30,11 +30,11 @@ from app.console.actions import KINDS, parse_ids, perform
 from app.console.charts import stacked_bars
 from app.content import store
 from app.content.store import TemplateProblem
-from app.db import Database
-from app.messaging.phones import InvalidPhoneNumber, to_e164
-from app.messaging.stuck import Window
+from app.domain.ids import is_id
+from app.domain.phones import InvalidPhoneNumber, to_e164
+from app.infra.db import Database
+from app.messaging.recovery.stuck import Window
 from app.models import ConsoleUser, Contact, Message, MessageEvent, Template, Tenant
-from app.models.types import is_id
 from app.reports import analytics, lists
 from app.reports.overview import overview
 from app.security.console_users import can, recent_actions, sign_in

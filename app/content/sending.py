@@ -19,10 +19,10 @@ from sqlalchemy.orm import Session
 from app.content import templates as t
 from app.content.store import TemplateProblem, render_version
 from app.content.variables import SHORT_CODE_LENGTH, Problem
-from app.db import Prepared, execute_at_once
-from app.messaging.intents import Media, SendIntent
+from app.domain.ids import is_id
+from app.infra.db import Prepared, execute_at_once
+from app.messaging.intake.intents import Media, SendIntent
 from app.models import Contact, ShortLink, Template, TemplateVersion
-from app.models.types import is_id
 from app.security.crypto import keyring
 
 

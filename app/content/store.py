@@ -17,8 +17,9 @@ from app.content.locales import normalize, resolve
 from app.content.variables import Problem, coerce
 
 __all__ = ["Problem", "TemplateProblem"]
+from app.domain.clock import utcnow
+from app.domain.ids import is_id
 from app.models import Template, TemplateVersion
-from app.models.types import is_id, utcnow
 
 NAME_RULE = "1 to 100 of letters, digits, _ . -"
 

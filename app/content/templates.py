@@ -16,7 +16,7 @@ from typing import Any
 from app.content import render as r
 from app.content.locales import normalize
 from app.content.variables import SHORT_CODE_LENGTH, InvalidDeclaration, Variable, declare
-from app.messaging.segments import GSM7_BASIC, GSM7_EXTENDED, count_segments
+from app.domain.segments import GSM7_BASIC, GSM7_EXTENDED, count_segments
 
 CHANNEL_KEYS = ("sms", "mms", "rcs")
 MAX_TEXT = 1600  # what a send intent's body may hold

@@ -19,8 +19,8 @@ from typing import Any, ClassVar, Protocol
 
 import requests
 
-from app.metrics import CRM_CALLS
-from app.retry_after import retry_after_seconds
+from app.domain.retries import retry_after_seconds
+from app.observability.metrics import CRM_CALLS
 
 TIMEOUT = (3.05, 10.0)  # connect, read
 

@@ -49,11 +49,11 @@ from app.crm.base import (
     SyncResult,
 )
 from app.crm.budget import Budget
-from app.db import Database
-from app.messaging.backoff import retry_delay
-from app.messaging.ratelimit import RateLimiter
+from app.domain.clock import utcnow
+from app.domain.retries import retry_delay
+from app.infra.db import Database
+from app.infra.ratelimit import RateLimiter
 from app.models import Contact, CrmConnection, CrmSync, Message
-from app.models.types import utcnow
 from config import Settings
 
 log = logging.getLogger(__name__)

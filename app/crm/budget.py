@@ -30,10 +30,10 @@ from typing import Any
 from sqlalchemy import select, update
 
 from app.crm.base import CrmBudgetWait
-from app.db import Database
-from app.messaging.ratelimit import Rate, RateLimiter
+from app.domain.clock import utcnow
+from app.infra.db import Database
+from app.infra.ratelimit import Rate, RateLimiter
 from app.models import CrmConnection
-from app.models.types import utcnow
 
 log = logging.getLogger(__name__)
 

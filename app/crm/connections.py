@@ -12,8 +12,9 @@ from sqlalchemy.orm import Session
 from app.crm import CONNECTORS
 from app.crm.budget import InvalidLimits, check_limits
 from app.crm.syncs import budget_view
+from app.domain.clock import utcnow
+from app.domain.ids import new_id
 from app.models import CrmConnection
-from app.models.types import new_id, utcnow
 from app.security import audit
 
 # What each kind needs (required) and may take (optional).

@@ -32,7 +32,7 @@ from app.crm.base import (
     classify_http,
     hold_back,
 )
-from app.retry_after import retry_after_seconds
+from app.domain.retries import retry_after_seconds
 
 DEFAULT_BASE_URL = "https://api.hubapi.com"
 # HubSpot-defined association: communication to contact.

@@ -22,16 +22,19 @@ from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.types import String
 
 from app.crm.syncs import owe_drain
-from app.db import insert_ignore
-from app.messaging.states import EVENT_MESSAGES
+from app.domain.clock import utcnow
+from app.infra.db import insert_ignore
 from app.models import ConsentRecord, CrmConnection, CrmSync, Message, MessageEvent
-from app.models.types import utcnow
 
 # An outbound message's statuses that the CRM hears of: the ones it ends in.
 FINAL_FOR_CRM = ("delivered", "read", "failed", "undelivered", "expired", "canceled")
 ROUTING_KINDS = ("routed", "escalated")
 _SEEN = "switchboard.crm.facts"
 _TASKS = "switchboard.crm.tasks"
+
+# Messages that got an event in this session, held strongly until it ends: the identity map is
+# weak, and the hook below reads each event's message at flush. The state machine fills it.
+EVENT_MESSAGES = "switchboard.event_messages"
 
 
 @dataclass(frozen=True)

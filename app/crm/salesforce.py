@@ -31,7 +31,7 @@ from app.crm.base import (
     classify_http,
     hold_back,
 )
-from app.retry_after import retry_after_seconds
+from app.domain.retries import retry_after_seconds
 
 API = "/services/data/v59.0"
 TASK_EXTERNAL_ID = "Switchboard_Message_Id__c"

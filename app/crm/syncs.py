@@ -15,12 +15,13 @@ from typing import Any
 from sqlalchemy import and_, or_, select, update
 from sqlalchemy.orm import Session
 
-from app.broker import QueueNames, TaskNames
 from app.crm.budget import limits_of
-from app.db import Database
+from app.domain.clock import utcnow
+from app.domain.queues import QueueNames
+from app.infra.broker import TaskNames
+from app.infra.db import Database
+from app.infra.outbox import enqueue
 from app.models import CrmConnection, CrmSync
-from app.models.types import utcnow
-from app.outbox import enqueue
 
 log = logging.getLogger(__name__)
 

@@ -5,10 +5,11 @@ from __future__ import annotations
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from app.db import insert_ignore_returning
-from app.messaging.phones import timezone_for
+from app.domain.clock import utcnow
+from app.domain.ids import new_id
+from app.domain.phones import timezone_for
+from app.infra.db import insert_ignore_returning
 from app.models import Contact
-from app.models.types import new_id, utcnow
 from app.security.crypto import keyring
 
 

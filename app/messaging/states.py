@@ -1,8 +1,7 @@
-"""The message state machine (contract): transitions are data, and one function applies them.
+"""The state machine applied (contract): one function moves a message and records its event.
 
-Rules:
-- a status only moves forward; a late or out-of-order receipt is recorded and changes nothing;
-- nothing leaves a terminal state, except ``delivered`` may become ``read``;
+The transitions themselves are data in ``app.domain.statuses``; here they are written:
+- the status write is a compare-and-set, so two workers never both apply a transition;
 - the same receipt twice (same ``dedupe_key``) is one event;
 - a refused transition is still recorded, as an event with outcome ``refused``.
 """
@@ -10,85 +9,17 @@ Rules:
 from __future__ import annotations
 
 from dataclasses import dataclass
-from enum import StrEnum
 from typing import Any
 
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
 
-from app.messaging.reasons import StatusReason
-from app.metrics import Applied, accepted_times, count_transitions
+from app.crm.owed import EVENT_MESSAGES
+from app.domain.clock import utcnow
+from app.domain.statuses import Outcome, S, Status, is_allowed, plan_transition
 from app.models import Message, MessageEvent
-from app.models.types import utcnow
-
-
-class Status(StrEnum):
-    PENDING = "pending"
-    SCHEDULED = "scheduled"
-    QUEUED = "queued"
-    DISPATCHED = "dispatched"
-    ACCEPTED = "accepted"
-    SENT = "sent"
-    DELIVERED = "delivered"
-    READ = "read"
-    FAILED = "failed"
-    UNDELIVERED = "undelivered"
-    EXPIRED = "expired"
-    CANCELED = "canceled"
-    RECEIVED = "received"
-
-
-class Outcome(StrEnum):
-    APPLIED = "applied"
-    DUPLICATE = "duplicate"
-    REFUSED = "refused"
-
-
-S = Status
-
-TERMINAL: frozenset[Status] = frozenset({S.FAILED, S.UNDELIVERED, S.EXPIRED, S.CANCELED})
-
-# Every allowed move, and nothing else. Retries go back to ``scheduled``
-# (from ``queued`` on a throttle or quiet hours, from ``dispatched`` on a
-# retryable provider error). Receipts may skip steps forward.
-TRANSITIONS: dict[Status, frozenset[Status]] = {
-    S.PENDING: frozenset({S.SCHEDULED, S.QUEUED, S.CANCELED, S.EXPIRED, S.FAILED}),
-    S.SCHEDULED: frozenset({S.QUEUED, S.CANCELED, S.EXPIRED, S.FAILED}),
-    S.QUEUED: frozenset({S.DISPATCHED, S.SCHEDULED, S.CANCELED, S.EXPIRED, S.FAILED}),
-    S.DISPATCHED: frozenset(
-        {S.ACCEPTED, S.SENT, S.DELIVERED, S.READ, S.SCHEDULED, S.FAILED, S.UNDELIVERED}
-    ),
-    S.ACCEPTED: frozenset({S.SENT, S.DELIVERED, S.READ, S.FAILED, S.UNDELIVERED}),
-    S.SENT: frozenset({S.DELIVERED, S.READ, S.FAILED, S.UNDELIVERED}),
-    S.DELIVERED: frozenset({S.READ}),
-    S.READ: frozenset(),
-    S.FAILED: frozenset(),
-    S.UNDELIVERED: frozenset(),
-    S.EXPIRED: frozenset(),
-    S.CANCELED: frozenset(),
-    S.RECEIVED: frozenset(),
-}
-
-
-def _sources_of(target: Status) -> frozenset[Status]:
-    return frozenset(s for s, targets in TRANSITIONS.items() if target in targets)
-
-
-# Derived from TRANSITIONS, so the sets can never disagree with the machine.
-CANCELABLE: frozenset[Status] = _sources_of(S.CANCELED)
-# Not yet handed to a provider: the states a TTL can still expire.
-EXPIRABLE: frozenset[Status] = _sources_of(S.EXPIRED)
-FINAL: frozenset[Status] = frozenset(s for s, targets in TRANSITIONS.items() if not targets)
-
-
-def is_allowed(current: Status, target: Status) -> bool:
-    return target in TRANSITIONS[current]
-
-
-def is_final(status: Status) -> bool:
-    """No further transition can ever apply (``delivered`` is not final: it may become read)."""
-    return status in FINAL
+from app.observability.metrics import Applied, accepted_times, count_transitions
 
 
 @dataclass(frozen=True)
@@ -103,33 +34,8 @@ class TransitionResult:
         return self.outcome is Outcome.APPLIED
 
 
-def plan_transition(
-    current: Status, target: Status, reason: str | None = None
-) -> tuple[Outcome, str | None]:
-    """What the machine does with ``current`` -> ``target``, and the reason it records.
-
-    Pure: ``apply_transition`` and the set-based batch paths both decide with it, so a
-    transition written one row at a time and one written in bulk follow the same rules.
-    """
-    if target == current:
-        return Outcome.DUPLICATE, reason
-    if is_allowed(current, target):
-        if target in TERMINAL:
-            # Every final failure carries a reason from the one taxonomy (ValueError otherwise).
-            return Outcome.APPLIED, StatusReason(reason or StatusReason.UNKNOWN).value
-        return Outcome.APPLIED, reason
-    if current in TERMINAL or current in (S.DELIVERED, S.READ):
-        return Outcome.REFUSED, f"{current} is terminal"
-    return Outcome.REFUSED, f"{target} does not follow {current}"
-
-
 class ConcurrentTransition(RuntimeError):
     """The row changed under us between read and write; the caller's transaction must retry."""
-
-
-# Messages that got an event in this session, held strongly until it ends: the identity
-# map is weak, and the CRM hook reads each event's message at flush (app.crm.owed).
-EVENT_MESSAGES = "switchboard.event_messages"
 
 
 def _record(

@@ -5,9 +5,10 @@ from __future__ import annotations
 from sqlalchemy import JSON, ForeignKey, String
 from sqlalchemy.orm import Mapped, mapped_column
 
-from app.messaging.channels import Channel
+from app.domain.channels import Channel
+from app.domain.ids import new_id
 from app.models.base import Base, TenantScoped, Timestamped
-from app.models.types import Encrypted, new_id
+from app.models.types import Encrypted
 
 
 class ChannelAccount(TenantScoped, Timestamped, Base):

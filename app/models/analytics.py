@@ -8,8 +8,9 @@ from typing import Any
 from sqlalchemy import JSON, String
 from sqlalchemy.orm import Mapped, mapped_column
 
+from app.domain.clock import utcnow
 from app.models.base import Base
-from app.models.types import UTCDateTime, utcnow
+from app.models.types import UTCDateTime
 
 
 class DeliveryRollup(Base):

@@ -9,8 +9,9 @@ from typing import Any
 from sqlalchemy import JSON, BigInteger, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
+from app.domain.clock import utcnow
 from app.models.base import Base, BigIntPK
-from app.models.types import UTCDateTime, utcnow
+from app.models.types import UTCDateTime
 
 # The chain of what belongs to no tenant: console users, sign-ins, operators' redrives.
 SYSTEM_CHAIN = "system"

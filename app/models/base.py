@@ -7,7 +7,8 @@ from datetime import datetime
 from sqlalchemy import BigInteger, Integer, MetaData, String
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-from app.models.types import UTCDateTime, utcnow
+from app.domain.clock import utcnow
+from app.models.types import UTCDateTime
 
 NAMING = {
     "ix": "ix_%(column_0_label)s",

@@ -8,8 +8,9 @@ from typing import Any
 from sqlalchemy import JSON, ForeignKey, Index, String, UniqueConstraint, text
 from sqlalchemy.orm import Mapped, mapped_column
 
+from app.domain.ids import new_id
 from app.models.base import Base, BigIntPK, TenantScoped, Timestamped
-from app.models.types import Encrypted, UTCDateTime, new_id
+from app.models.types import Encrypted, UTCDateTime
 
 
 class CrmConnection(TenantScoped, Timestamped, Base):

@@ -7,8 +7,10 @@ from datetime import datetime
 from sqlalchemy import ForeignKey, Index, String, UniqueConstraint, text
 from sqlalchemy.orm import Mapped, mapped_column
 
+from app.domain.clock import utcnow
+from app.domain.ids import new_id
 from app.models.base import Base, TenantScoped
-from app.models.types import Encrypted, UTCDateTime, new_id, utcnow
+from app.models.types import Encrypted, UTCDateTime
 
 
 class InboxItem(TenantScoped, Base):
@@ -44,6 +46,6 @@ class InboxItem(TenantScoped, Base):
     attempts: Mapped[int] = mapped_column(default=0)
     next_attempt_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), default=None)
     last_error: Mapped[str | None] = mapped_column(String(200), default=None)
-    # When the tenant's payload retention (app.messaging.privacy) blanked the payload; the
-    # row stays until the dedupe purge, so a replay is still a duplicate.
+    # When the tenant's payload retention (app.messaging.compliance.privacy) blanked the
+    # payload; the row stays until the dedupe purge, so a replay is still a duplicate.
     payload_removed_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), default=None)

@@ -8,9 +8,11 @@ from typing import Any
 from sqlalchemy import JSON, ForeignKey, Index, String, UniqueConstraint, text
 from sqlalchemy.orm import Mapped, mapped_column
 
-from app.messaging.channels import Channel
+from app.domain.channels import Channel
+from app.domain.clock import utcnow
+from app.domain.ids import new_id
 from app.models.base import Base, BigIntPK, TenantScoped, Timestamped
-from app.models.types import Encrypted, UTCDateTime, new_id, utcnow
+from app.models.types import Encrypted, UTCDateTime
 
 
 class Message(TenantScoped, Timestamped, Base):
@@ -22,7 +24,8 @@ class Message(TenantScoped, Timestamped, Base):
         Index("ix_messages_status_due", "status", "next_attempt_at", "not_before"),
         # The stuck report and reconciliation: a state, oldest first.
         Index("ix_messages_status_updated", "status", "updated_at"),
-        # The batch claim: a lane's queued messages per tenant, oldest first (app.messaging.fair).
+        # The batch claim: a lane's queued messages per tenant, oldest first
+        # (app.messaging.dispatch.fair).
         # The console's held messages, by reason (app.reports.overview).
         Index(
             "ix_messages_held",

@@ -8,8 +8,9 @@ from typing import Any
 from sqlalchemy import JSON, ForeignKey, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
+from app.domain.ids import new_id
 from app.models.base import Base, BigIntPK, TenantScoped, Timestamped
-from app.models.types import UTCDateTime, new_id
+from app.models.types import UTCDateTime
 
 
 class Template(TenantScoped, Timestamped, Base):

@@ -1,4 +1,4 @@
-"""Tenants and their API keys."""
+"""Tenants, their API keys, and their routing rules for inbound messages (in ``position`` order)."""
 
 from __future__ import annotations
 
@@ -7,8 +7,9 @@ from datetime import datetime
 from sqlalchemy import JSON, ForeignKey, String
 from sqlalchemy.orm import Mapped, mapped_column
 
+from app.domain.ids import new_id
 from app.models.base import Base, TenantScoped, Timestamped
-from app.models.types import UTCDateTime, new_id
+from app.models.types import UTCDateTime
 
 
 class Tenant(Timestamped, Base):
@@ -34,7 +35,7 @@ class Tenant(Timestamped, Base):
     api_rate_burst: Mapped[float | None] = mapped_column(default=None)
     # Its share of a dispatch batch in the normal and bulk lanes, against other tenants'.
     dispatch_weight: Mapped[int] = mapped_column(default=1, server_default="1")
-    # Privacy (app.messaging.privacy): "keep" bodies (for body_retention_days, None:
+    # Privacy (app.messaging.compliance.privacy): "keep" bodies (for body_retention_days, None:
     # forever), "until_final" (removed once the message is final) or "none" (removed at
     # the send). Processed webhook payloads are kept payload_retention_hours (None: until
     # the dedupe purge).
@@ -51,3 +52,20 @@ class ApiKey(TenantScoped, Timestamped, Base):
     key_hash: Mapped[str] = mapped_column(String(64), unique=True)
     scopes: Mapped[list[str]] = mapped_column(JSON)
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), default=None)
+
+
+class RoutingRule(TenantScoped, Timestamped, Base):
+    __tablename__ = "routing_rules"
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True, default=lambda: new_id("rul"))
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id"), index=True)
+    position: Mapped[int] = mapped_column()
+    name: Mapped[str] = mapped_column(String(100))
+    # known_contact | unknown_sender | keywords | area_code | any
+    match: Mapped[str] = mapped_column(String(20))
+    values: Mapped[list[str]] = mapped_column(JSON, default=list)
+    # route_activity | create_lead | tag | escalate | assign_owner
+    action: Mapped[str] = mapped_column(String(20))
+    target: Mapped[str | None] = mapped_column(String(200), default=None)
+    # Stop evaluating later rules once this one fires.
+    final: Mapped[bool] = mapped_column(default=False)

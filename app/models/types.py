@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import re
-import time
 from datetime import UTC, datetime
 from typing import Any
 
@@ -12,30 +9,6 @@ from sqlalchemy import DateTime, Dialect, Text
 from sqlalchemy.types import TypeDecorator
 
 from app.security.crypto import keyring
-
-CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
-
-
-def utcnow() -> datetime:
-    return datetime.now(UTC)
-
-
-def new_id(prefix: str) -> str:
-    """A ULID-style id: 48 bits of milliseconds then 80 random bits, so ids sort by creation."""
-    value = (int(time.time() * 1000) << 80) | int.from_bytes(os.urandom(10), "big")
-    chars = []
-    for _ in range(26):
-        chars.append(CROCKFORD[value & 31])
-        value >>= 5
-    return f"{prefix}_{''.join(reversed(chars))}"
-
-
-_ID = re.compile(r"^[a-z]{3}_[0-9A-HJKMNP-TV-Z]{26}$")
-
-
-def is_id(value: str, prefix: str) -> bool:
-    """True if ``value`` has the shape ``new_id(prefix)`` makes (checked before any query)."""
-    return value.startswith(prefix + "_") and _ID.match(value) is not None
 
 
 class UTCDateTime(TypeDecorator[datetime]):

@@ -14,8 +14,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
-from app.messaging.channels import Channel
-from app.messaging.reasons import StatusReason, as_reason
+from app.domain.channels import Channel
+from app.domain.reasons import StatusReason, as_reason
 from app.models import ChannelAccount
 from app.providers.canonical import CanonicalEvent
 

@@ -11,7 +11,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
 
-from app.messaging.channels import Channel
+from app.domain.channels import Channel
 
 # Ids and codes become keys and columns: no control characters (a NUL cannot be stored).
 PRINTABLE = r"^[^\x00-\x1f\x7f]+$"

@@ -20,8 +20,8 @@ import json
 import secrets
 from datetime import UTC, datetime
 
-from app.broker import TaskNames
-from app.messaging.reasons import StatusReason
+from app.domain.reasons import StatusReason
+from app.infra.broker import TaskNames
 from app.models import ChannelAccount
 from app.providers import http
 from app.providers.base import (

@@ -15,7 +15,8 @@ from datetime import UTC, datetime
 
 from pydantic import ValidationError
 
-from app.messaging.reasons import StatusReason, as_reason
+from app.domain.reasons import StatusReason, as_reason
+from app.domain.retries import retry_after_seconds
 from app.models import ChannelAccount
 from app.providers import http
 from app.providers.base import (
@@ -34,7 +35,6 @@ from app.providers.base import (
 )
 from app.providers.canonical import CanonicalEvent
 from app.providers.signing import is_valid_secret, sign_headers, verify
-from app.retry_after import retry_after_seconds
 
 SEND_TIMEOUT = (3.05, 10)  # connect, read: seconds
 MAX_WEBHOOK_ID = 200

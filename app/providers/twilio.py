@@ -19,8 +19,9 @@ from urllib.parse import parse_qsl
 from pydantic import ValidationError
 from twilio.request_validator import RequestValidator
 
-from app.messaging.channels import Channel
-from app.messaging.reasons import StatusReason
+from app.domain.channels import Channel
+from app.domain.reasons import StatusReason
+from app.domain.retries import retry_after_seconds
 from app.models import ChannelAccount
 from app.providers import http, twilio_codes
 from app.providers.base import (
@@ -42,7 +43,6 @@ from app.providers.base import (
 )
 from app.providers.canonical import CanonicalEvent
 from app.providers.standard import event_errors
-from app.retry_after import retry_after_seconds
 
 DEFAULT_BASE_URL = "https://api.twilio.com"
 SEND_TIMEOUT = (3.05, 10)  # connect, read: seconds

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-from app.messaging.reasons import StatusReason as R
+from app.domain.reasons import StatusReason as R
 from app.providers.canonical import ProviderStatus
 
 Kind = Literal["permanent", "throttled", "retryable"]

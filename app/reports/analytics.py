@@ -22,8 +22,8 @@ from typing import Any, Literal
 from sqlalchemy import and_, delete, or_, select
 from sqlalchemy.orm import Session
 
+from app.domain.clock import utcnow
 from app.models import DeliveryRollup, Message, MessageEvent, Tenant
-from app.models.types import utcnow
 
 # Upper bounds (seconds) of the time-to-delivered histogram's buckets; the last is open.
 LATENCY_BOUNDS: tuple[float, ...] = (

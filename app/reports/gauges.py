@@ -13,11 +13,11 @@ from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 from sqlalchemy.exc import SQLAlchemyError
 
-from app.db import Database
-from app.messaging.ratelimit import RateLimiter
-from app.messaging.stuck import Window
+from app.infra.db import Database
+from app.infra.ratelimit import RateLimiter
+from app.infra.ttl_cache import TTLCache
+from app.messaging.recovery.stuck import Window
 from app.reports.overview import LANES, Overview, overview
-from app.ttl_cache import TTLCache
 
 log = logging.getLogger(__name__)
 

@@ -10,9 +10,9 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from app.messaging.stuck import Window, stuck_report
+from app.domain.clock import utcnow
+from app.messaging.recovery.stuck import Window, stuck_report
 from app.models import CrmSync, InboxItem, Message
-from app.models.types import utcnow
 from app.reports.overview import HOLD_REASONS, hold_reason
 
 LIMIT = 200

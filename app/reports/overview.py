@@ -17,10 +17,10 @@ from sqlalchemy.orm import Session
 
 from app.crm.budget import daily_rate, limits_of, window_rate
 from app.crm.syncs import budget_view
-from app.messaging.ratelimit import RateLimiter
-from app.messaging.stuck import Window, stuck_filter
+from app.domain.clock import utcnow
+from app.infra.ratelimit import RateLimiter
+from app.messaging.recovery.stuck import Window, stuck_filter
 from app.models import CrmConnection, CrmSync, InboxItem, Message
-from app.models.types import utcnow
 
 LANES = ("urgent", "normal", "bulk")
 IN_FLIGHT = ("dispatched",)

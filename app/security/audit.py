@@ -20,8 +20,8 @@ from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption,
 from sqlalchemy import func, select, text
 from sqlalchemy.orm import Session
 
+from app.domain.clock import utcnow
 from app.models.audit import SYSTEM_CHAIN, AuditCheckpoint, AuditEvent, AuditHead
-from app.models.types import utcnow
 from app.security import audit_chain
 from app.security.audit_chain import GENESIS, ChainReport, event_hash, timestamp
 

@@ -16,9 +16,9 @@ from argon2.exceptions import InvalidHashError, VerificationError
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from app.domain.clock import utcnow
 from app.models import ConsoleAction, ConsoleUser
-from app.models.console import ROLES
-from app.models.types import utcnow
+from app.models.access import ROLES
 from app.security import audit
 
 HASHER = PasswordHasher()  # argon2id with the library's current defaults (RFC 9106)

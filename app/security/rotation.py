@@ -19,8 +19,9 @@ from typing import Any
 from sqlalchemy import Column, Table, Text, func, literal, select, type_coerce, update
 from sqlalchemy.orm import Session
 
+from app.domain.clock import utcnow
 from app.models import Base, ConsentRecord, Contact, KeyRotation, Suppression
-from app.models.types import Encrypted, utcnow
+from app.models.types import Encrypted
 from app.security.crypto import DecryptionError, Keyring
 
 

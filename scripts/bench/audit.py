@@ -4,7 +4,7 @@
 
 One fresh Postgres database and Redis prefix; two gunicorns (config/gunicorn.py) on it:
 the app as it ships, and the same app with ``audit.append`` a no-op
-(scripts/bench/audit_off_app.py), the baseline. Each round loads, for ``--duration``
+(scripts/bench/apps/audit_off_app.py), the baseline. Each round loads, for ``--duration``
 seconds at 16 connections after a warm-up, on each server in turn:
 
 - ``POST /v1/consents``: an opt-in for a new number each request. Every consent record
@@ -36,9 +36,9 @@ import tempfile
 
 from cryptography.fernet import Fernet
 
-from scripts.bench.common import REPO_ROOT, say
-from scripts.bench.cpu_ab import Figures, load, row
-from scripts.bench.fixtures import (
+from scripts.bench.lib.common import REPO_ROOT, say
+from scripts.bench.lib.cpu_ab import Figures, load, row
+from scripts.bench.lib.fixtures import (
     UNLIMITED_API,
     create_database,
     database_url_for,
@@ -46,9 +46,9 @@ from scripts.bench.fixtures import (
     drop_database,
     run_cli,
 )
-from scripts.bench.loadgen import HttpRequest
-from scripts.bench.servers import Server
-from scripts.bench.targets import json_request
+from scripts.bench.lib.loadgen import HttpRequest
+from scripts.bench.lib.servers import Server
+from scripts.bench.lib.targets import json_request
 
 TARGET = 1.05
 
@@ -118,7 +118,7 @@ def main(argv: list[str] | None = None) -> int:
 
         with_audit = Server("audit", "app:create_app()", "/healthz", env, log_dir)
         without = Server(
-            "no-audit", "scripts.bench.audit_off_app:create_app()", "/healthz", env, log_dir
+            "no-audit", "scripts.bench.apps.audit_off_app:create_app()", "/healthz", env, log_dir
         )
         try:
             with_audit.start(45)

@@ -8,7 +8,7 @@ In one run, against one fresh Postgres database and Redis prefix, one gunicorn
 1. empty (the baseline): ``GET /console/`` (the overview, signed in as an admin),
    ``GET /metrics`` (gauges read at each scrape: the cache is off) and
    ``GET /v1/analytics`` (30 days by day), ``--requests`` times each, one at a time;
-2. ``--seed`` messages of history (scripts/bench/seed.py) with their events, then a
+2. ``--seed`` messages of history (scripts/bench/lib/seed.py) with their events, then a
    live mix on top: held (quiet hours, retry, rate limit, send_at), queued per lane,
    in flight, with the provider, stuck, dead; VACUUM ANALYZE; the rollup of its
    30 days (timed: what beat's first run would do);
@@ -42,12 +42,12 @@ from cryptography.fernet import Fernet
 from sqlalchemy import text
 
 from app import create_app
-from app.db import Database
+from app.infra.db import Database
 from app.reports.analytics import rollup
 from app.security.console_users import create_user
 from config import load_settings
-from scripts.bench.common import REPO_ROOT, say
-from scripts.bench.fixtures import (
+from scripts.bench.lib.common import REPO_ROOT, say
+from scripts.bench.lib.fixtures import (
     UNLIMITED_API,
     create_database,
     database_url_for,
@@ -55,9 +55,9 @@ from scripts.bench.fixtures import (
     drop_database,
     run_cli,
 )
-from scripts.bench.loadgen import percentile
-from scripts.bench.seed import seed_history
-from scripts.bench.servers import Server
+from scripts.bench.lib.loadgen import percentile
+from scripts.bench.lib.seed import seed_history
+from scripts.bench.lib.servers import Server
 
 TARGET_MS = 300.0
 TOKEN = "bench-metrics-token-0123456789"

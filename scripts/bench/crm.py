@@ -52,8 +52,8 @@ from cryptography.fernet import Fernet
 from app.crm.base import Connector, MessageFacts, SyncRequest
 from app.crm.hubspot import HubSpot
 from app.crm.salesforce import Salesforce
-from scripts.bench.common import REPO_ROOT, say
-from scripts.bench.crm_pipeline import (
+from scripts.bench.lib.common import REPO_ROOT, say
+from scripts.bench.lib.crm_pipeline import (
     Pipeline,
     flood,
     new_tenant,
@@ -61,15 +61,15 @@ from scripts.bench.crm_pipeline import (
     wait_for,
     written_once,
 )
-from scripts.bench.fixtures import (
+from scripts.bench.lib.fixtures import (
     create_database,
     database_url_for,
     delete_redis_keys,
     drop_database,
     run_cli,
 )
-from scripts.bench.loadgen import percentile
-from scripts.bench.servers import free_port
+from scripts.bench.lib.loadgen import percentile
+from scripts.bench.lib.servers import free_port
 from scripts.fake_crm import FakeCrm
 from scripts.fake_hubspot import FakeHubSpot
 from scripts.fake_salesforce import FakeSalesforce
@@ -247,10 +247,11 @@ def campaign_phase(
     report: Report,
 ) -> None:
     from app import create_app
+    from app.domain.ids import new_id
+    from app.domain.statuses import Status
     from app.messaging.contacts import get_or_create_contact
-    from app.messaging.states import Status, apply_transition
+    from app.messaging.states import apply_transition
     from app.models import Message
-    from app.models.types import new_id
     from config import load_settings
 
     connect = ["--kind", "hubspot", "--token", hub.token, "--base-url", hub.base_url]

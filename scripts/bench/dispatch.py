@@ -47,23 +47,24 @@ from cryptography.fernet import Fernet
 from sqlalchemy import func, insert, select
 
 from app import create_app
-from app.broker import QueueNames, TaskNames
-from app.db import Database
+from app.domain.ids import new_id
+from app.domain.queues import QueueNames
+from app.infra.broker import TaskNames
+from app.infra.db import Database
 from app.messaging.contacts import get_or_create_contact
-from app.messaging.inbox import store_callback
+from app.messaging.receipts.inbox import store_callback
 from app.models import ChannelAccount, Message, MessageEvent
-from app.models.types import new_id
 from config import load_settings
-from scripts.bench.celery_worker import CeleryWorker
-from scripts.bench.common import REPO_ROOT, say
-from scripts.bench.fixtures import (
+from scripts.bench.lib.celery_worker import CeleryWorker
+from scripts.bench.lib.common import REPO_ROOT, say
+from scripts.bench.lib.fixtures import (
     create_database,
     database_url_for,
     delete_redis_keys,
     drop_database,
     run_cli,
 )
-from scripts.bench.loadgen import percentile
+from scripts.bench.lib.loadgen import percentile
 from scripts.fake_twilio import FakeTwilio
 
 WORKER_QUEUES = [QueueNames.URGENT, QueueNames.INTAKE, QueueNames.NORMAL, QueueNames.CRM]
@@ -217,7 +218,7 @@ class Bench:
         key = f"{self.env['BROKER_KEYPREFIX']}bench:noop:done"
         counter.delete(key)
         worker = CeleryWorker(
-            self.env, self.log_dir / "noop.log", "scripts.bench.noop_app", ["bench.noop"]
+            self.env, self.log_dir / "noop.log", "scripts.bench.apps.noop_app", ["bench.noop"]
         )
         try:
             cpu = self.cpu_seconds(worker)

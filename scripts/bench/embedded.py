@@ -30,10 +30,10 @@ from dataclasses import dataclass
 
 import requests
 
-from scripts.bench.common import SetupError, say
-from scripts.bench.fixtures import SENDER, STRIPPED_ENV, run_cli
-from scripts.bench.loadgen import percentile
-from scripts.bench.servers import free_port, pipeline
+from scripts.bench.lib.common import SetupError, say
+from scripts.bench.lib.fixtures import SENDER, STRIPPED_ENV, run_cli
+from scripts.bench.lib.loadgen import percentile
+from scripts.bench.lib.servers import free_port, pipeline
 
 TARGET_P50_S = 1.5
 RECIPIENT = "+12025550100"  # sandbox: accepted, sent, delivered

@@ -8,7 +8,7 @@ In one run, against one fresh Postgres database and Redis prefix:
    ``--duration`` seconds at 16 connections (req/s, p50/p99), then ``--messages``
    queued messages dispatched by a real worker to the fake Twilio (50 ms answers);
 2. ``--seed`` messages of history for the same tenant, with their events,
-   contacts and inbox rows (scripts/bench/seed.py), then VACUUM ANALYZE;
+   contacts and inbox rows (scripts/bench/lib/seed.py), then VACUUM ANALYZE;
 3. the same two measurements again.
 
 Prints each figure seeded beside empty, and the ratio. Target: within 10%.
@@ -37,13 +37,14 @@ from celery import Celery
 from cryptography.fernet import Fernet
 
 from app import create_app
-from app.broker import QueueNames, TaskNames
-from app.db import Database
+from app.domain.queues import QueueNames
+from app.infra.broker import TaskNames
+from app.infra.db import Database
 from config import load_settings
-from scripts.bench.celery_worker import CeleryWorker
-from scripts.bench.common import REPO_ROOT, say
 from scripts.bench.dispatch import count_accepted, seed, wait_until
-from scripts.bench.fixtures import (
+from scripts.bench.lib.celery_worker import CeleryWorker
+from scripts.bench.lib.common import REPO_ROOT, say
+from scripts.bench.lib.fixtures import (
     UNLIMITED_API,
     create_database,
     database_url_for,
@@ -51,10 +52,10 @@ from scripts.bench.fixtures import (
     drop_database,
     run_cli,
 )
-from scripts.bench.loadgen import PhaseStats, run_load
-from scripts.bench.seed import seed_history
-from scripts.bench.servers import Server
-from scripts.bench.targets import json_request
+from scripts.bench.lib.loadgen import PhaseStats, run_load
+from scripts.bench.lib.seed import seed_history
+from scripts.bench.lib.servers import Server
+from scripts.bench.lib.targets import json_request
 from scripts.fake_twilio import FakeTwilio
 
 TOLERANCE = 0.10

@@ -31,14 +31,14 @@ import traceback
 from collections.abc import Iterator
 from types import FrameType
 
-from scripts.bench.checks import check_storage
-from scripts.bench.common import SetupError, say
-from scripts.bench.fixtures import Environment, new_environment, prepare
-from scripts.bench.options import parse_args
-from scripts.bench.receipts import validator_cost_us
-from scripts.bench.report import render_across, render_table, summarize
-from scripts.bench.servers import Server, make_servers
-from scripts.bench.targets import TargetResult, run_targets
+from scripts.bench.lib.checks import check_storage
+from scripts.bench.lib.common import SetupError, say
+from scripts.bench.lib.fixtures import Environment, new_environment, prepare
+from scripts.bench.lib.options import parse_args
+from scripts.bench.lib.receipts import validator_cost_us
+from scripts.bench.lib.report import render_across, render_table, summarize
+from scripts.bench.lib.servers import Server, make_servers
+from scripts.bench.lib.targets import TargetResult, run_targets
 
 
 def _raise_interrupt(_signum: int, _frame: FrameType | None) -> None:

@@ -38,9 +38,9 @@ import requests
 from cryptography.fernet import Fernet
 from sqlalchemy import create_engine, text
 
-from app.broker import QueueNames
-from scripts.bench.common import SetupError, say
-from scripts.bench.fixtures import (
+from app.domain.queues import QueueNames
+from scripts.bench.lib.common import SetupError, say
+from scripts.bench.lib.fixtures import (
     SENDER,
     UNLIMITED_API,
     create_database,
@@ -49,7 +49,7 @@ from scripts.bench.fixtures import (
     drop_database,
     run_cli,
 )
-from scripts.bench.servers import free_port, pipeline
+from scripts.bench.lib.servers import free_port, pipeline
 
 TOLERANCE = 0.10
 RECIPIENT_BASE = 12025560000  # sandbox: any last four but 0001-0005 is delivered

@@ -34,9 +34,9 @@ import tempfile
 
 from cryptography.fernet import Fernet
 
-from scripts.bench.common import REPO_ROOT, say
-from scripts.bench.cpu_ab import Figures, load, row
-from scripts.bench.fixtures import (
+from scripts.bench.lib.common import REPO_ROOT, say
+from scripts.bench.lib.cpu_ab import Figures, load, row
+from scripts.bench.lib.fixtures import (
     UNLIMITED_API,
     create_database,
     database_url_for,
@@ -44,9 +44,9 @@ from scripts.bench.fixtures import (
     drop_database,
     run_cli,
 )
-from scripts.bench.loadgen import HttpRequest
-from scripts.bench.servers import Server
-from scripts.bench.targets import json_request
+from scripts.bench.lib.loadgen import HttpRequest
+from scripts.bench.lib.servers import Server
+from scripts.bench.lib.targets import json_request
 
 TARGET = 1.10
 TEMPLATE = {

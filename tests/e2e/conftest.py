@@ -13,7 +13,7 @@ import pytest
 from flask import Flask
 
 from app import create_app
-from app.db import Database
+from app.infra.db import Database
 from config import Settings, load_settings
 from scripts.fake_twilio import FakeTwilio
 from tests.factories import TenantCtx, make_tenant_ctx

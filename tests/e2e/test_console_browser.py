@@ -20,7 +20,7 @@ import pytest
 import requests
 from sqlalchemy import update
 
-from app.db import Database
+from app.infra.db import Database
 from app.models import Message
 from tests.factories import make_tenant_ctx
 from tests.support.console import csrf_of, make_user

@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 import requests
 
-from app.broker import QueueNames
-from app.db import Database
+from app.domain.queues import QueueNames
+from app.infra.db import Database
 from app.providers import webhook_url
 from scripts.fake_twilio import FakeTwilio
 from tests.e2e.conftest import Run

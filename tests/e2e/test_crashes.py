@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from app.db import Database
+from app.infra.db import Database
 from scripts.fake_twilio import FakeTwilio
 from tests.e2e.conftest import Run
 from tests.factories import TenantCtx, make_tenant_ctx

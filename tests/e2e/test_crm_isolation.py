@@ -14,7 +14,7 @@ import pytest
 import requests
 from sqlalchemy import func, select
 
-from app.broker import QueueNames
+from app.domain.queues import QueueNames
 from app.models import CrmSync, Message
 from app.providers import webhook_url
 from scripts.fake_hubspot import FakeHubSpot

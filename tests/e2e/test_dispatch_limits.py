@@ -8,7 +8,7 @@ from collections.abc import Iterator
 import pytest
 from sqlalchemy import update
 
-from app.db import Database
+from app.infra.db import Database
 from app.models import ChannelAccount
 from scripts.fake_twilio import FakeTwilio
 from tests.e2e.test_pipeline import send, wait_final

@@ -11,10 +11,11 @@ import requests
 from celery import Celery
 from sqlalchemy import func, insert, select
 
-from app.broker import QueueNames, TaskNames
+from app.domain.ids import new_id
+from app.domain.queues import QueueNames
+from app.infra.broker import TaskNames
 from app.messaging.contacts import get_or_create_contact
 from app.models import Message
-from app.models.types import new_id
 from scripts.fake_twilio import FakeTwilio
 from tests.e2e.conftest import Run
 from tests.factories import make_tenant_ctx

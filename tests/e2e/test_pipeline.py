@@ -13,7 +13,7 @@ from flask import Flask
 from sqlalchemy import select
 
 from app import create_app
-from app.db import Database
+from app.infra.db import Database
 from app.models import OutboxRow
 from config import Settings
 from tests.factories import TenantCtx

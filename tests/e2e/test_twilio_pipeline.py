@@ -9,7 +9,7 @@ import pytest
 import requests
 from sqlalchemy import select
 
-from app.db import Database
+from app.infra.db import Database
 from app.models import Contact, Message
 from app.providers import webhook_url
 from app.providers.twilio import EMPTY_TWIML

@@ -16,11 +16,11 @@ from flask import Flask
 from sqlalchemy import select, update
 
 from app import create_app
-from app.db import Database
+from app.infra.db import Database
+from app.infra.ttl_cache import TTLCache
 from app.models import ChannelAccount, InboxItem, WebhookSecret
 from app.providers import webhook_url
 from app.providers.signing import generate_secret, sign_headers
-from app.ttl_cache import TTLCache
 from config import Settings
 from scripts.fake_twilio import sign
 from tests.factories import TenantCtx, make_tenant_ctx

@@ -10,8 +10,9 @@ import pytest
 from flask.testing import FlaskClient
 from sqlalchemy import select
 
-from app.db import Database
-from app.messaging.states import Status, apply_transition, record_note
+from app.domain.statuses import Status
+from app.infra.db import Database
+from app.messaging.states import apply_transition, record_note
 from app.models import ConsoleUser, DeliveryRollup, Message
 from app.reports.analytics import rollup
 from tests.factories import TenantCtx

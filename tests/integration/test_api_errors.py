@@ -6,7 +6,7 @@ import pytest
 from flask.testing import FlaskClient
 from sqlalchemy import func, select
 
-from app.db import Database
+from app.infra.db import Database
 from app.models import Message
 from tests.factories import TenantCtx, add_api_key, make_tenant_ctx
 

@@ -19,7 +19,7 @@ from flask.testing import FlaskClient
 from sqlalchemy import Connection, func, select, text
 from sqlalchemy.exc import DBAPIError
 
-from app.db import Database, make_database
+from app.infra.db import Database, make_database
 from app.models import AuditCheckpoint, AuditEvent
 from app.security import audit, audit_chain
 from config import Settings

@@ -15,15 +15,15 @@ from datetime import UTC, datetime
 import pytest
 from sqlalchemy import insert, select, update
 
-from app.db import Database
-from app.messaging import fair
-from app.messaging.claims import claim_batch
-from app.messaging.consent import lock_contact, record_consent
+from app.domain.ids import new_id
+from app.infra.db import Database
+from app.infra.ratelimit import DatabaseLimiter, RateLimiter
+from app.messaging.compliance.consent import lock_contact, record_consent
 from app.messaging.contacts import get_or_create_contact
-from app.messaging.dispatch import dispatch_batch, dispatch_message, drain_lane
-from app.messaging.ratelimit import DatabaseLimiter, RateLimiter
+from app.messaging.dispatch import fair
+from app.messaging.dispatch.batch import dispatch_batch, dispatch_message, drain_lane
+from app.messaging.dispatch.claims import claim_batch
 from app.models import Contact, Message, MessageEvent, Tenant
-from app.models.types import new_id
 from config import Settings
 from scripts.fake_twilio import FakeTwilio
 from tests.factories import TenantCtx, make_tenant_ctx
@@ -233,7 +233,7 @@ def test_an_opt_out_holding_the_contact_keeps_its_message_out_of_the_batch(
 def test_wakes_coalesce_per_key_until_the_drain_clears_them(backend: object) -> None:
     import redis
 
-    from app.wakes import Wakes
+    from app.infra.wakes import Wakes
     from tests.support.backends import TEST_REDIS_URL
 
     prefix = f"{backend.redis_prefix}wakes-test:"  # type: ignore[attr-defined]

@@ -8,9 +8,9 @@ from datetime import UTC, datetime
 from flask.testing import FlaskClient
 from sqlalchemy import func, select, update
 
-from app.db import Database
-from app.messaging.inbox import store_callback
-from app.messaging.receipts import MAX_ORPHAN_ATTEMPTS, apply_inbox, drain_inbox
+from app.infra.db import Database
+from app.messaging.receipts.drain import MAX_ORPHAN_ATTEMPTS, apply_inbox, drain_inbox
+from app.messaging.receipts.inbox import store_callback
 from app.models import ChannelAccount, CrmConnection, CrmSync, InboxItem, Message, MessageEvent
 from tests.factories import TenantCtx
 from tests.integration.test_receipts import accepted_message, status, timeline

@@ -9,10 +9,10 @@ from flask.testing import FlaskClient
 from freezegun import freeze_time
 from sqlalchemy import select, update
 
-from app.db import Database
-from app.messaging.scheduler import expire_overdue, release_due
+from app.infra.db import Database
+from app.infra.outbox import enqueue, relay
+from app.messaging.dispatch.scheduler import expire_overdue, release_due
 from app.models import Message, OutboxRow
-from app.outbox import enqueue, relay
 from tests.factories import TenantCtx, make_tenant_ctx
 
 

@@ -13,7 +13,7 @@ from cryptography.fernet import Fernet
 from flask.testing import FlaskClient
 from sqlalchemy import func, select
 
-from app.db import Database
+from app.infra.db import Database
 from app.models import ConsentRecord, Contact
 from app.security import rotation
 from app.security.crypto import Keyring, install_keyring, keyring

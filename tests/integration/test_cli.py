@@ -8,7 +8,7 @@ import subprocess
 from flask.testing import FlaskClient
 from sqlalchemy import select
 
-from app.db import Database
+from app.infra.db import Database
 from app.models import ChannelAccount, WebhookSecret
 from app.providers.signing import generate_secret
 from tests.support.backends import ROOT, Backend

@@ -8,11 +8,11 @@ import pytest
 from flask.testing import FlaskClient
 from sqlalchemy import select
 
-from app.db import Database
+from app.domain.clock import utcnow
+from app.infra.db import Database
 from app.messaging.contacts import get_or_create_contact
-from app.messaging.dispatch import dispatch_message
+from app.messaging.dispatch.batch import dispatch_message
 from app.models import ConsentRecord, MessageEvent, Tenant
-from app.models.types import utcnow
 from config import Settings
 from tests.factories import TenantCtx, add_api_key
 
@@ -221,7 +221,7 @@ def test_claims_share_the_contact_lock_and_an_opt_out_waits_for_them(
     from sqlalchemy import text
     from sqlalchemy.exc import OperationalError
 
-    from app.messaging.consent import lock_contact
+    from app.messaging.compliance.consent import lock_contact
 
     with db.session() as s:
         contact_id = get_or_create_contact(s, ctx.tenant_id, "+12025550177").id

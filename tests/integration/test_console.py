@@ -11,7 +11,7 @@ from flask import Flask, request
 from flask.testing import FlaskClient
 from sqlalchemy import select, update
 
-from app.db import Database
+from app.infra.db import Database
 from app.models import ConsoleAction, ConsoleUser, Message, MessageEvent
 from tests.factories import TenantCtx, make_tenant_ctx
 from tests.support.console import csrf_of, make_user

@@ -11,8 +11,8 @@ from flask.testing import FlaskClient
 from freezegun import freeze_time
 from sqlalchemy import select
 
-from app.db import Database
-from app.messaging.dispatch import dispatch_message
+from app.infra.db import Database
+from app.messaging.dispatch.batch import dispatch_message
 from app.models import Message, MessageEvent, Tenant
 from config import Settings
 from scripts.fake_twilio import FakeTwilio, Reply, Rule

@@ -16,10 +16,10 @@ from sqlalchemy import select
 from app.crm import budget as budget_module
 from app.crm.budget import Limits, limits_of, window_rate
 from app.crm.syncs import stuck_syncs
-from app.db import Database
-from app.messaging.ratelimit import gcra
+from app.domain.clock import utcnow
+from app.infra.db import Database
+from app.infra.ratelimit import gcra
 from app.models import Contact, CrmConnection
-from app.models.types import utcnow
 from config import Settings
 from scripts.fake_hubspot import FakeHubSpot
 from scripts.fake_salesforce import FakeSalesforce

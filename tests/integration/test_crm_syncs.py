@@ -16,10 +16,10 @@ from sqlalchemy import delete, select
 
 from app.crm.owed import sweep_missing
 from app.crm.syncs import redrive_dead, stuck_syncs
-from app.db import Database
-from app.messaging.backoff import retry_delay
+from app.domain.clock import utcnow
+from app.domain.retries import retry_delay
+from app.infra.db import Database
 from app.models import CrmConnection, CrmSync
-from app.models.types import utcnow
 from config import Settings
 from scripts.fake_hubspot import FakeHubSpot
 from scripts.fake_salesforce import FakeSalesforce

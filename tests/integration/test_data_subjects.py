@@ -11,8 +11,8 @@ import pytest
 from flask.testing import FlaskClient
 from sqlalchemy import select
 
-from app.db import Database
-from app.messaging.dispatch import dispatch_message
+from app.infra.db import Database
+from app.messaging.dispatch.batch import dispatch_message
 from app.models import Erasure, InboxItem, Message
 from config import Settings
 from scripts.fake_twilio import FakeTwilio

@@ -12,7 +12,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import func, select
 
-from app.db import Database
+from app.infra.db import Database
 from app.models import InboxItem
 from tests.factories import TenantCtx, make_tenant_ctx
 

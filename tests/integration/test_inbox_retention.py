@@ -9,8 +9,8 @@ import pytest
 from freezegun import freeze_time
 from sqlalchemy import select, update
 
-from app.db import Database
-from app.messaging.inbox import purge_processed, store_callback
+from app.infra.db import Database
+from app.messaging.receipts.inbox import purge_processed, store_callback
 from app.models import ChannelAccount, InboxItem
 from config import ConfigError, Settings, load_settings
 from tests.factories import TenantCtx

@@ -1,4 +1,4 @@
-"""POST /v1/messages in one statement (app.messaging.intake_pg), beside the general path.
+"""POST /v1/messages in one statement (app.messaging.intake.statement), beside the general path.
 
 The one-statement path must write exactly what ``accept_intent`` writes, and write
 nothing at all whenever one of its assumptions does not hold, so that the general
@@ -16,10 +16,10 @@ from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import func, select, update
 
-from app.db import Database
-from app.messaging.intake import accept_intent
-from app.messaging.intake_pg import accept_fast
-from app.messaging.intents import SendIntent, request_hash
+from app.infra.db import Database
+from app.messaging.intake.accept import accept_intent
+from app.messaging.intake.intents import SendIntent, request_hash
+from app.messaging.intake.statement import accept_fast
 from app.models import ConsentRecord, Contact, Message, MessageEvent, OutboxRow, Suppression, Tenant
 from app.security.crypto import keyring
 from config import Settings
@@ -316,7 +316,7 @@ def test_a_forgotten_prepared_statement_is_prepared_again(settings: Settings) ->
     statements while the pool still remembers them: prepared again, once, transparently."""
     from sqlalchemy import create_engine
 
-    from app.db import STATEMENT_LISTENERS, Prepared, execute_at_once
+    from app.infra.db import STATEMENT_LISTENERS, Prepared, execute_at_once
 
     engine = create_engine(settings.database_url, pool_size=1, max_overflow=0)
     probe = Prepared.of("switchboard_probe", "SELECT %(x)s + 1", {"x": "integer"})

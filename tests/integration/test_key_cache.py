@@ -9,9 +9,9 @@ from flask import Flask
 from sqlalchemy import select, update
 
 from app import create_app
-from app.db import Database
+from app.infra.db import Database
+from app.infra.ttl_cache import TTLCache
 from app.models import ApiKey, Tenant
-from app.ttl_cache import TTLCache
 from config import Settings
 from tests.factories import make_tenant_ctx
 from tests.support.backends import Backend

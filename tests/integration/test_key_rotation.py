@@ -14,7 +14,7 @@ from cryptography.fernet import Fernet
 from flask.testing import FlaskClient
 from sqlalchemy import select
 
-from app.db import Database
+from app.infra.db import Database
 from app.models import Contact, KeyRotation, WebhookSecret
 from app.security import rotation
 from app.security.crypto import Keyring, install_keyring, keyring

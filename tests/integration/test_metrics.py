@@ -13,7 +13,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import func, select, update
 
 from app import create_app
-from app.db import Database
+from app.infra.db import Database
 from app.models import CrmSync, InboxItem, Message
 from config import Settings
 from tests.factories import TenantCtx

@@ -19,7 +19,7 @@ from joserfc import jwt
 from sqlalchemy import select
 
 from app import create_app
-from app.db import Database
+from app.infra.db import Database
 from app.models import AuditEvent, Message
 from app.security.oauth import create_client, revoke_client, signing_jwk
 from config import Settings

@@ -21,7 +21,7 @@ from schemathesis.specs.openapi.checks import (
 from werkzeug.test import TestResponse
 
 from app.api.openapi import build
-from app.db import Database
+from app.infra.db import Database
 from tests.factories import TenantCtx, add_api_key, make_tenant_ctx
 
 ALL_SCOPES = (

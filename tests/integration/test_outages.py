@@ -12,9 +12,9 @@ from flask import Flask
 from sqlalchemy import func, select
 
 from app import create_app
-from app.db import Database
+from app.infra.db import Database
+from app.infra.outbox import relay
 from app.models import Contact, InboxItem, Message, OutboxRow
-from app.outbox import relay
 from config import Settings
 from tests.factories import TenantCtx
 from tests.support.tcp_proxy import TcpProxy, proxy_for, via
@@ -185,13 +185,13 @@ def test_connections_dropped_while_idle_are_replaced_not_failed(
     app_via_db_proxy: Flask, db_proxy: TcpProxy, ctx: TenantCtx, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """After a database restart, the first request on a stale pooled connection still succeeds."""
-    import app.db
+    import app.infra.db
 
     client = app_via_db_proxy.test_client()
     assert client.get("/v1/messages", headers=ctx.headers).status_code == 200  # pools a connection
     db_proxy.stop()  # drops it, as a restart or an idle-timeout would
     db_proxy.start()
-    monkeypatch.setattr(app.db, "IDLE_PING_AFTER", 0.0)  # it has now been idle "long enough"
+    monkeypatch.setattr(app.infra.db, "IDLE_PING_AFTER", 0.0)  # it has now been idle "long enough"
     r = client.post("/v1/messages", json={"to": "+12025550100", "body": "x"}, headers=ctx.headers)
     assert r.status_code == 202, r.get_json()
 

@@ -9,11 +9,11 @@ from datetime import timedelta
 from flask.testing import FlaskClient
 from sqlalchemy import update
 
-from app.db import Database
-from app.messaging import privacy
-from app.messaging.dispatch import dispatch_message
+from app.domain.clock import utcnow
+from app.infra.db import Database
+from app.messaging.compliance import privacy
+from app.messaging.dispatch.batch import dispatch_message
 from app.models import InboxItem, Message, Tenant
-from app.models.types import utcnow
 from config import Settings
 from tests.factories import TenantCtx
 from tests.integration.test_receipts import deliver

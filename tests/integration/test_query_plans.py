@@ -1,6 +1,6 @@
 """The queries run per message and per beat tick use indexes, on a database with history.
 
-A database of its own is migrated and seeded (scripts/bench/seed.py) with enough
+A database of its own is migrated and seeded (scripts/bench/lib/seed.py) with enough
 messages, events and inbox rows that the planner cares. The hot paths run
 against it for real: intake, a webhook, a receipt, dispatch, reading a message,
 and every beat job; each statement they send is captured and EXPLAINed with
@@ -32,21 +32,21 @@ from app import create_app
 from app.crm.connections import connect
 from app.crm.owed import sweep_missing
 from app.crm.syncs import redrive_due, stuck_syncs
-from app.db import STATEMENT_LISTENERS, Database
-from app.messaging import dispatch
-from app.messaging.inbox import purge_processed, redrive_deferred
-from app.messaging.receipts import drain_inbox, process_inbox_item
-from app.messaging.reconcile import reconcile
-from app.messaging.scheduler import expire_overdue, release_due, unannounced_work
-from app.messaging.stuck import Window, stuck_report
+from app.infra.db import STATEMENT_LISTENERS, Database
+from app.infra.outbox import relay
+from app.messaging.dispatch import batch as dispatch
+from app.messaging.dispatch.scheduler import expire_overdue, release_due, unannounced_work
+from app.messaging.receipts.drain import drain_inbox, process_inbox_item
+from app.messaging.receipts.inbox import purge_processed, redrive_deferred
+from app.messaging.recovery.reconcile import reconcile
+from app.messaging.recovery.stuck import Window, stuck_report
 from app.models import CrmConnection, InboxItem, Message
-from app.outbox import relay
 from app.providers.signing import generate_secret, sign_headers
 from app.reports import analytics, lists
 from app.reports.analytics import rollup
 from app.reports.overview import overview
 from config import Settings
-from scripts.bench.seed import seed_history
+from scripts.bench.lib.seed import seed_history
 from tests.factories import add_api_key, make_tenant_ctx
 from tests.support.backends import ADMIN_PG_URL, Backend, _migrate
 
@@ -240,7 +240,7 @@ def test_the_hot_paths_were_captured(captured: list[tuple[str, Any]]) -> None:
     text_of = " ".join(s for s, _ in captured)
     for table in WATCHED:
         assert f"FROM {table}" in text_of or f"UPDATE {table}" in text_of, table
-    # The one-statement intake and webhook store (app.messaging.intake_pg, inbox).
+    # The one-statement intake and webhook store (app.messaging.intake.statement, inbox).
     assert "INSERT INTO messages" in text_of and "INSERT INTO webhook_inbox" in text_of
     assert len(captured) > 40
 

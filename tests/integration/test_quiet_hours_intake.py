@@ -9,9 +9,9 @@ from flask.testing import FlaskClient
 from freezegun import freeze_time
 from sqlalchemy import update
 
-from app.db import Database
-from app.messaging.dispatch import claim
-from app.messaging.ratelimit import DatabaseLimiter
+from app.infra.db import Database
+from app.infra.ratelimit import DatabaseLimiter
+from app.messaging.dispatch.batch import claim
 from app.models import Message, Tenant
 from config import Settings
 from tests.factories import TenantCtx, add_api_key, make_tenant_ctx

@@ -11,9 +11,9 @@ from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import update
 
-from app.db import Database
-from app.messaging.dispatch import dispatch_message
-from app.messaging.ratelimit import DatabaseLimiter, Rate, RateLimiter, RedisLimiter, make_limiter
+from app.infra.db import Database
+from app.infra.ratelimit import DatabaseLimiter, Rate, RateLimiter, RedisLimiter, make_limiter
+from app.messaging.dispatch.batch import dispatch_message
 from app.models import ChannelAccount, Message, Tenant
 from config import Settings
 from scripts.fake_twilio import FakeTwilio, Reply, Rule

@@ -5,7 +5,7 @@ from __future__ import annotations
 from flask.testing import FlaskClient
 from sqlalchemy import update
 
-from app.db import Database
+from app.infra.db import Database
 from app.models import Message
 from tests.factories import TenantCtx
 

@@ -8,9 +8,9 @@ from datetime import UTC, datetime
 from flask.testing import FlaskClient
 from sqlalchemy import select, update
 
-from app.db import Database
-from app.messaging.inbox import store_callback
-from app.messaging.receipts import process_inbox_item
+from app.infra.db import Database
+from app.messaging.receipts.drain import process_inbox_item
+from app.messaging.receipts.inbox import store_callback
 from app.models import ChannelAccount, InboxItem, Message, MessageEvent
 from tests.factories import TenantCtx
 from tests.support.twilio import SETTINGS

@@ -16,7 +16,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from app.broker import create_celery
+from app.infra.broker import create_celery
 from config import load_settings
 from tests.support.processes import free_port
 

@@ -25,10 +25,10 @@ from flask.testing import FlaskClient
 from sqlalchemy import event, select, update
 
 from app import create_app
-from app.db import STATEMENT_LISTENERS, Database
-from app.messaging import dispatch
-from app.messaging.ratelimit import RateLimiter
-from app.messaging.receipts import process_inbox_item
+from app.infra.db import STATEMENT_LISTENERS, Database
+from app.infra.ratelimit import RateLimiter
+from app.messaging.dispatch import batch as dispatch
+from app.messaging.receipts.drain import process_inbox_item
 from app.models import InboxItem, Message
 from app.providers.signing import sign_headers
 from config import Settings
@@ -171,7 +171,7 @@ def cached_app(settings: Settings) -> Iterator[Flask]:
 
 
 def test_send_intent_round_trips(cached_app: Flask) -> None:
-    """One statement, in autocommit: no BEGIN, no COMMIT (app.messaging.intake_pg)."""
+    """One statement, in autocommit: no BEGIN, no COMMIT (app.messaging.intake.statement)."""
     client = cached_app.test_client()
     db: Database = cached_app.extensions["switchboard.db"]
     ctx = make_tenant_ctx(db)
@@ -276,7 +276,7 @@ def test_dispatch_round_trips(client: FlaskClient, db: Database) -> None:
 
 def test_batch_round_trips_per_message(client: FlaskClient, db: Database) -> None:
     """The batch paths: a fixed number of round trips per batch, whatever its size."""
-    from app.messaging.receipts import drain_inbox
+    from app.messaging.receipts.drain import drain_inbox
 
     with db.session() as s:  # other tests leave queued messages behind: settle the lane
         s.execute(

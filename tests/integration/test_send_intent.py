@@ -8,7 +8,7 @@ import time
 from flask.testing import FlaskClient
 from sqlalchemy import func, select, text
 
-from app.db import Database
+from app.infra.db import Database
 from app.models import Contact, Message, MessageEvent, OutboxRow
 from app.security.crypto import keyring
 from tests.factories import TenantCtx, make_tenant_ctx
@@ -140,7 +140,7 @@ def test_priority_picks_the_lane(client: FlaskClient, db: Database, app) -> None
             p: send(client, ctx, {"to": "+12025550100", "body": p, "priority": p}).get_json()["id"]
             for p in ("urgent", "normal", "bulk")
         }
-        # Published off the request's thread (app.outbox.Handoff): wait for it.
+        # Published off the request's thread (app.infra.outbox.Handoff): wait for it.
         assert app.extensions["switchboard.outbox"].handoff.settle()
     finally:
         celery.send_task = original
@@ -169,7 +169,7 @@ def test_outbox_row_is_deleted_once_published(
 
 
 def test_published_rows_are_deleted_in_one_batch(db: Database) -> None:
-    from app.outbox import PublishedRows
+    from app.infra.outbox import PublishedRows
 
     with db.session() as s:
         rows = [OutboxRow(task_name="t", queue="q", args=[f"batch-{i}"]) for i in range(3)]

@@ -8,8 +8,8 @@ import pytest
 from flask.testing import FlaskClient
 from sqlalchemy import select
 
-from app.db import Database
-from app.messaging.dispatch import dispatch_message
+from app.infra.db import Database
+from app.messaging.dispatch.batch import dispatch_message
 from app.models import Message, MessageEvent
 from app.providers.signing import generate_secret
 from config import Settings

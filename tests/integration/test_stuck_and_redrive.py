@@ -11,10 +11,10 @@ import pytest
 from flask.testing import FlaskClient
 from sqlalchemy import select, update
 
-from app.db import Database
-from app.messaging.dispatch import dispatch_message
-from app.messaging.reconcile import reconcile, redrive
-from app.messaging.stuck import Window, parse_duration, stuck_report
+from app.infra.db import Database
+from app.messaging.dispatch.batch import dispatch_message
+from app.messaging.recovery.reconcile import reconcile, redrive
+from app.messaging.recovery.stuck import Window, parse_duration, stuck_report
 from app.models import Message, MessageEvent
 from config import Settings
 from scripts.fake_twilio import FakeTwilio, Rule
@@ -148,7 +148,7 @@ def test_a_message_that_moves_on_while_beat_checks_it_is_not_marked_stuck(
     """Beat picks a message overdue in ``dispatched``; before it is checked, its batch's
     answer is recorded (``accepted``). Marked stuck in ``accepted`` now, it would never be
     polled there, and a receipt lost to an outage would leave it there for good."""
-    import app.messaging.reconcile as reconciliation
+    import app.messaging.recovery.reconcile as reconciliation
 
     moving = queue(client, ctx, to="+12025550007")
     age(db, moving, by=timedelta(hours=2), status="dispatched", attempts=1)

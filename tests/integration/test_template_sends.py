@@ -13,8 +13,8 @@ from flask.testing import FlaskClient
 from sqlalchemy import select, update
 
 from app.content import store
-from app.db import Database
-from app.messaging.dispatch import dispatch_message
+from app.infra.db import Database
+from app.messaging.dispatch.batch import dispatch_message
 from app.models import Message, MessageEvent, ShortLink
 from config import Settings
 from scripts.fake_twilio import FakeTwilio, Reply, Rule

@@ -11,7 +11,7 @@ from flask.testing import FlaskClient
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from app.db import Database
+from app.infra.db import Database
 from tests.factories import TenantCtx, make_tenant_ctx
 from tests.support.backends import Backend
 from tests.support.cli import run, run_json

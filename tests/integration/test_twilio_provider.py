@@ -9,8 +9,8 @@ import pytest
 from flask.testing import FlaskClient
 from sqlalchemy import func, select
 
-from app.db import Database
-from app.messaging.dispatch import dispatch_message
+from app.infra.db import Database
+from app.messaging.dispatch.batch import dispatch_message
 from app.models import Contact, InboxItem, Message, MessageEvent
 from app.providers import twilio as twilio_module
 from app.providers import webhook_url
@@ -367,7 +367,7 @@ def test_an_undelivered_callback_gives_the_reason_and_keeps_the_carrier_code(
 def test_a_receipt_before_its_send_is_recorded_is_retried_then_parked_not_dropped(
     client: FlaskClient, db: Database, settings: Settings, fake: FakeTwilio
 ) -> None:
-    from app.messaging import receipts
+    from app.messaging.receipts import drain as receipts
 
     ctx = twilio_ctx(db, fake)
     sid = "SM" + "9" * 32

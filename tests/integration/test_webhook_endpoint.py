@@ -11,7 +11,7 @@ from datetime import UTC, datetime, timedelta
 from flask.testing import FlaskClient
 from sqlalchemy import func, select
 
-from app.db import Database
+from app.infra.db import Database
 from app.models import InboxItem
 from app.providers.signing import generate_secret, sign_headers
 from tests.factories import TenantCtx

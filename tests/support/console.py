@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 import secrets
 
-from app.db import Database
+from app.infra.db import Database
 from app.security.console_users import create_user
 
 CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')

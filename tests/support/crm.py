@@ -7,10 +7,10 @@ from typing import Any
 from sqlalchemy import select, update
 
 from app.crm.batches import drain_connection
-from app.db import Database
-from app.messaging.ratelimit import DatabaseLimiter
+from app.domain.clock import utcnow
+from app.infra.db import Database
+from app.infra.ratelimit import DatabaseLimiter
 from app.models import CrmConnection, CrmSync
-from app.models.types import utcnow
 from config import Settings
 
 

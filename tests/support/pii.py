@@ -6,7 +6,7 @@ from __future__ import annotations
 import contextlib
 import json
 
-from app.db import Database
+from app.infra.db import Database
 from app.models import Base
 from app.security.crypto import DecryptionError, keyring
 

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import requests
 
-from app.broker import QueueNames
+from app.domain.queues import QueueNames
 from tests.support.backends import ROOT, Backend
 
 BIN = Path(sys.executable).parent

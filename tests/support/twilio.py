@@ -8,8 +8,8 @@ from flask.testing import FlaskClient
 from sqlalchemy import select
 from werkzeug.test import TestResponse
 
-from app.db import Database
-from app.messaging.receipts import process_inbox_item
+from app.infra.db import Database
+from app.messaging.receipts.drain import process_inbox_item
 from app.models import InboxItem
 from app.providers import webhook_url
 from config import Settings, load_settings

@@ -10,8 +10,8 @@ from datetime import UTC, datetime, timedelta
 from hypothesis import given
 from hypothesis import strategies as st
 
-from app.metrics import created_at_of
-from app.models.types import new_id
+from app.domain.ids import new_id
+from app.observability.metrics import created_at_of
 from app.reports.analytics import LATENCY_BOUNDS, percentile
 
 

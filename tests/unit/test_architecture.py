@@ -60,9 +60,58 @@ def test_adding_a_provider_is_one_module_and_one_registration() -> None:
 
 
 def test_the_readme_lists_every_status_reason() -> None:
-    from app.messaging.reasons import DESCRIPTIONS, StatusReason
+    from app.domain.reasons import DESCRIPTIONS, StatusReason
 
     readme = (ROOT / "README.md").read_text()
     assert set(DESCRIPTIONS) == set(StatusReason)
     for reason, meaning in DESCRIPTIONS.items():
         assert f"| `{reason.value}` | {meaning} |" in readme, reason
+
+
+def _imported_modules(path: Path) -> set[str]:
+    found: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            found.add(node.module)
+        elif isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names)
+    return found
+
+
+def test_the_vocabulary_imports_nothing_of_ours() -> None:
+    ours = ("app", "workers", "config", "scripts")
+    for path in sorted((ROOT / "app" / "domain").glob("*.py")):
+        inward = {
+            m for m in _imported_modules(path) if m.split(".")[0] in ours and m != "app.domain"
+        }
+        assert {m for m in inward if not m.startswith("app.domain.")} == set(), path.name
+
+
+def test_the_vocabulary_contract_names_every_other_package() -> None:
+    """The import-linter contract lists packages by name: a new one must join it."""
+    import tomllib
+
+    contracts = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["importlinter"]
+    ground = next(c for c in contracts["contracts"] if c.get("source_modules") == ["app.domain"])
+    packages = {
+        f"app.{p.name}" for p in (ROOT / "app").iterdir() if (p / "__init__.py").exists()
+    } - {"app.domain"}
+    assert packages | {"workers", "config"} == set(ground["forbidden_modules"])
+
+
+def test_modules_and_rooms_stay_livable() -> None:
+    """No module past 600 lines, no folder past 15 modules: rooms, not halls."""
+    too_long, crowded = [], []
+    for top in ("app", "workers", "config", "scripts"):
+        folders = {ROOT / top, *(p for p in (ROOT / top).rglob("*") if p.is_dir())}
+        for folder in sorted(folders):
+            modules = list(folder.glob("*.py"))
+            if len(modules) > 15:
+                crowded.append(f"{folder.relative_to(ROOT)} ({len(modules)})")
+            too_long += [
+                f"{m.relative_to(ROOT)} ({n})"
+                for m in modules
+                if (n := len(m.read_text().splitlines())) > 600
+            ]
+    assert too_long == []
+    assert crowded == []

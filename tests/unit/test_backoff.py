@@ -9,7 +9,7 @@ from datetime import timedelta
 from hypothesis import given
 from hypothesis import strategies as st
 
-from app.messaging.backoff import retry_delay
+from app.domain.retries import retry_delay
 
 
 def step(attempt: int, base: float, cap: float) -> float:

@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 from sqlalchemy.exc import OperationalError
 
-from app.messaging import dispatch
+from app.messaging.dispatch import batch as dispatch
 from app.providers.base import SendResult
 
 

@@ -8,7 +8,7 @@ import pytest
 from pydantic import ValidationError
 
 from app.api.errors import Problem, problem_response, validation_problem
-from app.messaging.intents import SendIntent
+from app.messaging.intake.intents import SendIntent
 
 
 def problem_for(payload: object) -> Problem:

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from app.messaging.intents import SendIntent, request_hash
+from app.messaging.intake.intents import SendIntent, request_hash
 
 TO = "+14155552671"
 IMAGE = {"url": "https://cdn.example.com/a.png", "content_type": "image/png"}

@@ -6,7 +6,13 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from app.messaging.keywords import Keyword, classify, normalise, reply_text, validate_words
+from app.messaging.compliance.keywords import (
+    Keyword,
+    classify,
+    normalise,
+    reply_text,
+    validate_words,
+)
 
 
 @pytest.mark.parametrize(

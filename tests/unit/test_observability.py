@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from app.observability import REDACTED, before_send, scrub
+from app.observability.sentry import REDACTED, before_send, scrub
 
 PHONE = "+12025550100"
 BODY = "Your code is meet-me-at-the-dock"

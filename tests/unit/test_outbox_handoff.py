@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from app.outbox import Handoff, Written, publish_rows
+from app.infra.outbox import Handoff, Written, publish_rows
 
 
 class FakeCelery:

@@ -8,8 +8,14 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from app.messaging.phones import timezone_for
-from app.messaging.quiet_hours import QuietSchedule, QuietWindow, quiet_until, validate, zone
+from app.domain.phones import timezone_for
+from app.messaging.compliance.quiet_hours import (
+    QuietSchedule,
+    QuietWindow,
+    quiet_until,
+    validate,
+    zone,
+)
 
 NY = ZoneInfo("America/New_York")
 LONDON = ZoneInfo("Europe/London")

@@ -51,7 +51,7 @@ def test_every_beat_job_is_a_maintenance_task(tmp_path: Path) -> None:
 def test_every_task_has_an_explicit_stable_name(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from app.broker import TaskNames
+    from app.infra.broker import TaskNames
 
     for name in ("DATABASE_URL", "REDIS_URL", "BROKER_URL"):
         monkeypatch.delenv(name, raising=False)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from app.messaging.ratelimit import Rate, gcra
+from app.infra.ratelimit import Rate, gcra
 
 
 def run(rate: Rate, costs: list[float], reserve: bool, now: float = 1000.0) -> list[float]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from app.messaging.segments import count_segments
+from app.domain.segments import count_segments
 
 
 @pytest.mark.parametrize(

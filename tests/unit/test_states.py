@@ -11,17 +11,8 @@ from hypothesis import strategies as st
 from sqlalchemy import select, text
 from sqlalchemy.orm import Session
 
-from app.messaging.states import (
-    TERMINAL,
-    TRANSITIONS,
-    ConcurrentTransition,
-    Outcome,
-    Status,
-    apply_transition,
-    is_allowed,
-    is_final,
-    record_created,
-)
+from app.domain.statuses import TERMINAL, TRANSITIONS, Outcome, Status, is_allowed, is_final
+from app.messaging.states import ConcurrentTransition, apply_transition, record_created
 from app.models import Message, MessageEvent
 
 MessageFactory = Callable[..., Message]
@@ -327,7 +318,7 @@ def test_a_final_failure_needs_a_reason_from_the_taxonomy(
 
 
 def test_derived_sets_follow_the_transitions() -> None:
-    from app.messaging.states import CANCELABLE, EXPIRABLE, FINAL
+    from app.domain.statuses import CANCELABLE, EXPIRABLE, FINAL
 
     assert {S.PENDING, S.SCHEDULED, S.QUEUED} == CANCELABLE
     assert {S.PENDING, S.SCHEDULED, S.QUEUED} == EXPIRABLE

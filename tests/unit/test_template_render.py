@@ -10,7 +10,7 @@ from app.content import render as r
 from app.content.locales import chain, normalize, resolve
 from app.content.templates import InvalidTemplate, check, price
 from app.content.variables import coerce, declare
-from app.messaging.segments import count_segments
+from app.domain.segments import count_segments
 
 SAFE_TEXT = st.text(max_size=40).filter(
     lambda s: "((" not in s and "))" not in s and not s.endswith("(") and not s.startswith(")")

@@ -8,7 +8,7 @@ from urllib.parse import urlencode
 import pytest
 import requests
 
-from app.messaging.reasons import StatusReason
+from app.domain.reasons import StatusReason
 from app.models import ChannelAccount
 from app.providers import twilio_codes
 from app.providers.base import (

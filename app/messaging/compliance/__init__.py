@@ -1,0 +1,2 @@
+"""Compliance: consent, keywords, quiet hours, the policy that decides each send, privacy and
+data subjects."""

@@ -1,0 +1,1 @@
+"""Conversations: what an inbound message means: keywords, journeys, and the routing rules."""

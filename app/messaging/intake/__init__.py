@@ -1,0 +1,1 @@
+"""Intake: a validated send intent becomes a persisted message and its owed dispatch."""

@@ -1,0 +1,1 @@
+"""Receipts: provider callbacks stored in the inbox, then drained in batches."""

@@ -1,0 +1,1 @@
+"""Recovery: the stuck-work report, beat's reconciliation, and the support staff's redrive."""

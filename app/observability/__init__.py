@@ -1,0 +1,1 @@
+"""What ops see of a running Switchboard: Prometheus metrics and Sentry (and, later, traces)."""

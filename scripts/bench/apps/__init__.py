@@ -1,0 +1,1 @@
+"""The small apps the benchmarks measure against: the floor, a no-op, the app without audit."""

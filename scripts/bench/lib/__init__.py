@@ -1,0 +1,1 @@
+"""What the benchmarks share: settings, servers, load, seeding, checks and the report."""
