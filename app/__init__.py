@@ -14,6 +14,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     """Build the web app; ``test_config`` may carry ``settings`` and Flask overrides."""
     from app.api import openapi
     from app.api.errors import register_error_handlers
+    from app.api.guards import install_input_guard
     from app.api.routes import (
         admin,
         analytics,
@@ -86,6 +87,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     celery.flask_app = app
 
     register_error_handlers(app)
+    install_input_guard(app)
     app.register_blueprint(health.bp)
     app.register_blueprint(messages.bp)
     app.register_blueprint(webhooks.bp)

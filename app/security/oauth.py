@@ -1,7 +1,7 @@
 """OAuth 2.0 client credentials (RFC 6749 section 4.4) with short-lived JWT access tokens
 (RFC 9068), and their revocation (RFC 7009), on Authlib.
 
-No Flask here: the token and revocation endpoints are app.api.oauth's; the CLI creates and
+No Flask here: the token and revocation endpoints are app.api.routes.oauth's; the CLI creates and
 revokes clients; app.api.auth checks the tokens presented to /v1.
 
 A token is an HS256 JWT: ``sub`` and ``client_id`` the client, ``tenant`` its tenant,
@@ -27,8 +27,8 @@ from joserfc.jwk import OctKey
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
+from app.domain.clock import utcnow
 from app.models import OAuthClient, RevokedToken, Tenant
-from app.models.types import utcnow
 from app.security import audit
 from app.security.api_keys import parse_scopes
 
@@ -81,8 +81,8 @@ class Client(ClientMixin):  # type: ignore[misc]
 
 def find_client(session: Session, client_id: str) -> Client | None:
     """A live client (a revoked one cannot authenticate)."""
-    if not client_id or len(client_id) > 40:
-        return None
+    if not client_id or len(client_id) > 40 or "\x00" in client_id:
+        return None  # never a lookup the database must refuse (the HTTP edge refuses it first)
     row = session.get(OAuthClient, client_id)
     if row is None or row.revoked_at is not None:
         return None

@@ -1,0 +1,140 @@
+"""What no handler may see: a NUL where a caller's string travels to a lookup by key.
+
+A NUL cannot be stored, and the database driver refuses it with an error that is no fault of
+the server's; credentials have no use for any other control character either. One guard runs
+before every handler and reads, in order:
+- the path (message, template and connection ids, provider and account names);
+- the query string (filters, cursors);
+- on the OAuth endpoints, the ``Authorization`` header and the form (client ids and secrets);
+- on the console, the form (usernames, ids).
+
+API keys and access tokens need no guard: a key is hashed before its lookup, a token verified.
+
+A NUL found is a 400 problem (``invalid_characters``, naming where), except on the OAuth
+endpoints, which answer in OAuth's own JSON (RFC 6749 section 5.2): 401 ``invalid_client`` for
+a credential, 400 ``invalid_request`` for any other field. JSON bodies are checked by
+``app.api.bodies.check_json_shape``; webhook forms are the provider module's to verify and parse.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import re
+from urllib.parse import unquote, unquote_to_bytes
+
+from flask import Flask, Response, json, request
+
+from app.api.errors import Problem
+
+# C0 controls and DEL: no credential holds one.
+CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+OAUTH_PREFIX = "/oauth/"
+CREDENTIAL_FIELDS = ("client_id", "client_secret")
+
+
+def has_control(value: str) -> bool:
+    return CONTROL.search(value) is not None
+
+
+class BadInput(Exception):
+    """Where the bad characters were, and whether that place holds a credential."""
+
+    def __init__(self, where: str, credential: bool) -> None:
+        super().__init__(where)
+        self.where = where
+        self.credential = credential
+
+
+def basic_credentials(header: str) -> tuple[str, str] | None:
+    """The client id and secret of an HTTP Basic header, decoded as RFC 6749 section 2.3.1
+    says (base64, UTF-8, then form-url-decoding); None if it is not Basic at all.
+
+    Raises BadInput for a header with a scheme and no credentials (Authlib's own parsing fails
+    on it), and for credentials that do not decode or that hold control characters.
+    """
+    parts = header.split(None, 1)
+    if " " in header and len(parts) != 2:
+        raise BadInput("the Authorization header (a scheme without credentials)", True)
+    if len(parts) != 2 or parts[0].lower() != "basic":
+        return None
+    try:
+        text = base64.b64decode(parts[1]).decode("utf-8")
+        client_id, _, secret = text.partition(":")
+        client_id, secret = unquote(client_id, errors="strict"), unquote(secret, errors="strict")
+    except (binascii.Error, ValueError):  # UnicodeDecodeError is a ValueError
+        raise BadInput("the Basic credentials (not base64 of UTF-8 text)", True) from None
+    if has_control(client_id) or has_control(secret):
+        raise BadInput("the Basic credentials", True)
+    return client_id, secret
+
+
+def find_bad_input() -> None:
+    """Raise BadInput for the first place of the request that holds a NUL, or a credential
+    that holds any control character."""
+    if "\x00" in request.path:
+        raise BadInput("the path", False)
+    for key, value in request.args.items(multi=True):
+        if "\x00" in key or "\x00" in value:
+            raise BadInput(f"the query parameter {key!r}", False)
+    oauth = request.path.startswith(OAUTH_PREFIX)
+    # An API key or access token elsewhere is hashed or verified, never looked up as sent.
+    header = request.headers.get("Authorization") if oauth else None
+    if header is not None:
+        if has_control(header):
+            raise BadInput("the Authorization header", True)
+        basic_credentials(header)
+    if oauth and request.mimetype == "application/x-www-form-urlencoded":
+        check_oauth_form(request.get_data(cache=True))
+    elif request.path.startswith("/console"):
+        for key, value in request.form.items(multi=True):
+            if "\x00" in key or "\x00" in value:
+                raise BadInput(f"the form field {key!r}", False)
+
+
+def check_oauth_form(raw: bytes) -> None:
+    """Every field of an OAuth form, decoded strictly: Werkzeug drops a form that is not UTF-8
+    without a word, which would hide a malformed credential behind a missing grant type."""
+    for pair in raw.split(b"&"):
+        if not pair:
+            continue
+        raw_key, _, raw_value = pair.partition(b"=")
+        try:
+            key = unquote_to_bytes(raw_key.replace(b"+", b" ")).decode("utf-8")
+        except UnicodeDecodeError:
+            raise BadInput("a form field's name (not UTF-8)", False) from None
+        credential = key in CREDENTIAL_FIELDS
+        try:
+            value = unquote_to_bytes(raw_value.replace(b"+", b" ")).decode("utf-8")
+        except UnicodeDecodeError:
+            raise BadInput(f"the form field {key!r} (not UTF-8)", credential) from None
+        if (has_control(value) if credential else "\x00" in value) or "\x00" in key:
+            raise BadInput(f"the form field {key!r}", credential)
+
+
+def oauth_error(bad: BadInput) -> Response:
+    """OAuth's own error shape (RFC 6749 section 5.2), never problem+json, on /oauth."""
+    error, status = ("invalid_client", 401) if bad.credential else ("invalid_request", 400)
+    body = {"error": error, "error_description": f"{bad.where} must not hold control characters"}
+    response = Response(json.dumps(body), status=status, mimetype="application/json")
+    response.headers["Cache-Control"] = "no-store"
+    response.headers["Pragma"] = "no-cache"
+    if status == 401:
+        response.headers["WWW-Authenticate"] = 'Basic realm="switchboard"'
+    return response
+
+
+def install_input_guard(app: Flask) -> None:
+    @app.before_request
+    def _refuse_control_characters() -> Response | None:
+        try:
+            find_bad_input()
+        except BadInput as bad:
+            if request.path.startswith(OAUTH_PREFIX):
+                return oauth_error(bad)
+            raise Problem(
+                400,
+                "invalid_characters",
+                f"{bad.where} must not contain NUL characters",
+            ) from None
+        return None
