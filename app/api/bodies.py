@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import Any, TypeVar
 
 from flask import request
+from pydantic import BaseModel, ValidationError
 
-from app.api.errors import Problem
+from app.api.errors import Problem, validation_problem
+
+M = TypeVar("M", bound=BaseModel)
 
 MAX_DEPTH = 32
 
@@ -54,3 +57,12 @@ def json_object() -> dict[str, Any]:
         raise Problem(400, "malformed_json", "the body must be a JSON object")
     check_json_shape(payload)
     return payload
+
+
+def parse_body(model: type[M]) -> M:
+    """The request's JSON object validated by ``model``: 422 naming each field that is wrong."""
+    payload = json_object()
+    try:
+        return model.model_validate(payload)
+    except ValidationError as exc:
+        raise validation_problem(exc) from None

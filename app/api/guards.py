@@ -5,15 +5,19 @@ the server's; credentials have no use for any other control character either. On
 before every handler and reads, in order:
 - the path (message, template and connection ids, provider and account names);
 - the query string (filters, cursors);
-- on the OAuth endpoints, the ``Authorization`` header and the form (client ids and secrets);
-- on the console, the form (usernames, ids).
+- on the OAuth endpoints, the ``Authorization`` header and the form (client ids and secrets).
 
 API keys and access tokens need no guard: a key is hashed before its lookup, a token verified.
+The console's forms are its own: a sign-in refuses a NUL in a username where it looks the user
+up, ids are parsed as ids, and a redirect target that is not a plain path is not followed.
 
-A NUL found is a 400 problem (``invalid_characters``, naming where), except on the OAuth
-endpoints, which answer in OAuth's own JSON (RFC 6749 section 5.2): 401 ``invalid_client`` for
-a credential, 400 ``invalid_request`` for any other field. JSON bodies are checked by
-``app.api.bodies.check_json_shape``; webhook forms are the provider module's to verify and parse.
+A NUL in the path names nothing: 404. Elsewhere it is a 400 problem (``invalid_characters``,
+naming where, or the reason a parameter already has, such as ``bad_cursor``), except on the
+OAuth endpoints, which answer in OAuth's own JSON (RFC 6749 section 5.2): 401
+``invalid_client`` for a credential, 400 ``invalid_request`` for any other field.
+
+JSON bodies are checked by ``app.api.bodies.check_json_shape``; webhook forms are the provider
+module's to verify and parse.
 """
 
 from __future__ import annotations
@@ -31,6 +35,8 @@ from app.api.errors import Problem
 CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 OAUTH_PREFIX = "/oauth/"
 CREDENTIAL_FIELDS = ("client_id", "client_secret")
+# Query parameters whose handlers already name their own reason for a bad value.
+QUERY_REASONS = {"cursor": "bad_cursor"}
 
 
 def has_control(value: str) -> bool:
@@ -38,12 +44,17 @@ def has_control(value: str) -> bool:
 
 
 class BadInput(Exception):
-    """Where the bad characters were, and whether that place holds a credential."""
+    """Where the bad characters were, whether that place holds a credential, and the status
+    and reason to answer with off the OAuth endpoints."""
 
-    def __init__(self, where: str, credential: bool) -> None:
+    def __init__(
+        self, where: str, credential: bool, status: int = 400, reason: str = "invalid_characters"
+    ) -> None:
         super().__init__(where)
         self.where = where
         self.credential = credential
+        self.status = status
+        self.reason = reason
 
 
 def basic_credentials(header: str) -> tuple[str, str] | None:
@@ -73,10 +84,11 @@ def find_bad_input() -> None:
     """Raise BadInput for the first place of the request that holds a NUL, or a credential
     that holds any control character."""
     if "\x00" in request.path:
-        raise BadInput("the path", False)
+        raise BadInput("the path", False, 404, "not_found")
     for key, value in request.args.items(multi=True):
         if "\x00" in key or "\x00" in value:
-            raise BadInput(f"the query parameter {key!r}", False)
+            reason = QUERY_REASONS.get(key, "invalid_characters")
+            raise BadInput(f"the query parameter {key!r}", False, 400, reason)
     oauth = request.path.startswith(OAUTH_PREFIX)
     # An API key or access token elsewhere is hashed or verified, never looked up as sent.
     header = request.headers.get("Authorization") if oauth else None
@@ -86,10 +98,6 @@ def find_bad_input() -> None:
         basic_credentials(header)
     if oauth and request.mimetype == "application/x-www-form-urlencoded":
         check_oauth_form(request.get_data(cache=True))
-    elif request.path.startswith("/console"):
-        for key, value in request.form.items(multi=True):
-            if "\x00" in key or "\x00" in value:
-                raise BadInput(f"the form field {key!r}", False)
 
 
 def check_oauth_form(raw: bytes) -> None:
@@ -133,8 +141,6 @@ def install_input_guard(app: Flask) -> None:
             if request.path.startswith(OAUTH_PREFIX):
                 return oauth_error(bad)
             raise Problem(
-                400,
-                "invalid_characters",
-                f"{bad.where} must not contain NUL characters",
+                bad.status, bad.reason, f"{bad.where} must not contain NUL characters"
             ) from None
         return None

@@ -1,5 +1,6 @@
-"""Response shapes, as pydantic models: the OpenAPI description is generated from these
-and from the request models that validate (SendIntent, ConsentIn).
+"""Request and response shapes, as pydantic models: the OpenAPI description is generated from
+these and from SendIntent and ConsentIn. A request model here is what its handler validates
+with (``app.api.bodies.parse_body``), so the description is what the handler accepts.
 
 The suite validates real responses against the generated description
 (tests/integration/test_openapi.py), so these cannot drift from what the API answers.
@@ -7,11 +8,23 @@ The suite validates real responses against the generated description
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
 
+from app.content.locales import normalize
 from app.domain.channels import Channel
+from app.messaging.recovery.stuck import parse_duration
+
+# Request bodies: JSON types as they are (no "yes" for true, no "5" for 5).
+STRICT = ConfigDict(strict=True)
+STRICT_CLOSED = ConfigDict(strict=True, extra="forbid")
+MAX_REDRIVE = 1000
+MessageId = Annotated[str, StringConstraints(pattern=r"^msg_[0-9A-HJKMNP-TV-Z]{26}$")]
+SyncId = Annotated[int, Field(gt=0)]
+# The states the stuck report knows (WHY's keys; tests/unit holds the two the same).
+StuckState = Literal["pending", "scheduled", "queued", "dispatched", "accepted", "sent"]
 
 
 class ErrorItem(BaseModel):
@@ -118,7 +131,18 @@ class Consents(BaseModel):
 
 
 class TimezoneIn(BaseModel):
-    timezone: str = Field(description="An IANA zone, such as America/Chicago.")
+    model_config = STRICT
+
+    timezone: str = Field(min_length=1, description="An IANA zone, such as America/Chicago.")
+
+    @field_validator("timezone")
+    @classmethod
+    def _known(cls, name: str) -> str:
+        try:
+            ZoneInfo(name)
+        except (ValueError, ZoneInfoNotFoundError):
+            raise ValueError("unknown time zone: an IANA zone such as America/Chicago") from None
+        return name
 
 
 class TimezoneOut(BaseModel):
@@ -164,10 +188,19 @@ class Analytics(BaseModel):
 class RedriveIn(BaseModel):
     """Give ``ids``, or ``status`` with ``older_than``."""
 
-    ids: list[str] | None = None
-    status: str | None = None
+    model_config = STRICT
+
+    ids: list[MessageId] | None = Field(default=None, min_length=1, max_length=MAX_REDRIVE)
+    status: StuckState | None = None
     older_than: str | None = Field(default=None, description="A duration: 90s, 10m, 2h, 1d.")
     dry_run: bool = False
+
+    @field_validator("older_than")
+    @classmethod
+    def _duration(cls, text: str | None) -> str | None:
+        if text is not None:
+            parse_duration(text)  # its ValueError names what is wrong
+        return text
 
 
 class RedriveAction(BaseModel):
@@ -209,6 +242,8 @@ class RoutingRules(BaseModel):
 class RoutingRuleIn(BaseModel):
     """See the README's routing section for the matches and actions."""
 
+    model_config = STRICT_CLOSED
+
     name: str
     match: str
     values: list[str] = []
@@ -242,7 +277,9 @@ class CrmConnectionIn(BaseModel):
 
 
 class SyncIds(BaseModel):
-    ids: list[int] | None = None
+    model_config = STRICT
+
+    ids: list[SyncId] | None = Field(default=None, min_length=1, max_length=MAX_REDRIVE)
     dry_run: bool = False
 
 
@@ -296,9 +333,11 @@ class TemplateList(BaseModel):
 
 
 class PreviewIn(BaseModel):
+    model_config = STRICT_CLOSED
+
     variables: dict[str, Any] = {}
     locale: str | None = None
-    version: int | None = None
+    version: int | str | None = Field(default=None, description="A version number.")
 
 
 class ChannelPreview(BaseModel):
@@ -319,7 +358,14 @@ class PreviewOut(BaseModel):
 
 
 class LocaleIn(BaseModel):
+    model_config = STRICT
+
     locale: str = Field(description="A locale tag, such as pt-BR.")
+
+    @field_validator("locale")
+    @classmethod
+    def _tag(cls, tag: str) -> str:
+        return normalize(tag)  # its ValueError names what is wrong
 
 
 class LocaleOut(BaseModel):

@@ -58,7 +58,7 @@ def _set_disabled(username: str, disabled: bool, as_json: bool) -> None:
 @click.argument("username")
 @json_option
 def users_disable(username: str, as_json: bool) -> None:
-    """Disable a console user: their session ends at their next request."""
+    """Disable a console user: every session of theirs ends at once."""
     _set_disabled(username, True, as_json)
 
 
@@ -68,6 +68,29 @@ def users_disable(username: str, as_json: bool) -> None:
 def users_enable(username: str, as_json: bool) -> None:
     """Enable a console user again (and clear a lockout)."""
     _set_disabled(username, False, as_json)
+
+
+@console_users.command("set-password")
+@click.argument("username")
+@click.option(
+    "--password-stdin", is_flag=True, help="Read the password from standard input (scripts)."
+)
+@json_option
+def users_set_password(username: str, password_stdin: bool, as_json: bool) -> None:
+    """Set a console user's password: every session of that user ends at once."""
+    from app.security.console_users import UserError, set_password
+
+    if password_stdin:
+        password = sys.stdin.readline().rstrip("\n")
+    else:
+        password = click.prompt("New password", hide_input=True, confirmation_prompt=True)
+    with app_session() as (session, _):
+        try:
+            user = set_password(session, username, password, actor="cli")
+        except UserError as exc:
+            raise click.ClickException(str(exc)) from None
+        data = {"id": user.id, "username": user.username, "sessions_ended": True}
+    emit(as_json, data, f"new password for {username}; every session of theirs has ended")
 
 
 @console_users.command("list")

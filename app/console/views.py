@@ -4,6 +4,7 @@ phone numbers and bodies. Every action shows a dry run first and is recorded."""
 from __future__ import annotations
 
 import json
+import re
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -37,7 +38,14 @@ from app.messaging.recovery.stuck import Window
 from app.models import ConsoleUser, Contact, Message, MessageEvent, Template, Tenant
 from app.reports import analytics, lists
 from app.reports.overview import overview
-from app.security.console_users import can, recent_actions, sign_in
+from app.security.console_users import (
+    UserError,
+    can,
+    recent_actions,
+    set_password,
+    sign_in,
+    sign_out,
+)
 from app.security.crypto import keyring
 from config import Settings
 
@@ -68,12 +76,14 @@ def _settings() -> Settings:
 
 
 def _current_user() -> ConsoleUser | None:
-    user_id = session.get("uid")
-    if not isinstance(user_id, str):
+    """The signed-in user, if the cookie's session is still live on the server: the user
+    exists, is enabled, and has not ended its sessions since (sign-out, a password change)."""
+    user_id, epoch = session.get("uid"), session.get("epoch")
+    if not isinstance(user_id, str) or not isinstance(epoch, int):
         return None
     with _db().session() as s:
         user = s.get(ConsoleUser, user_id)
-    if user is None or user.disabled_at is not None:
+    if user is None or user.disabled_at is not None or user.session_epoch != epoch:
         session.clear()
         return None
     return user
@@ -160,8 +170,21 @@ def mask_body(body: str | None) -> str:
 # --- signing in and out ---------------------------------------------------------------
 
 
+# A path under /console, of printable ASCII only (a newline would split the Location header),
+# with no way out of it: no "//", no backslash, no "..".
+_SAFE_NEXT = re.compile(r"/console(?:[/?#][\x21-\x7e]*)?")
+
+
 def _safe_next(target: str | None) -> str:
-    if target and target.startswith("/console") and not target.startswith("//"):
+    """Where to go after a form: ``target`` if it is a plain path under /console, else the
+    overview (a crafted link never turns a correct sign-in into an error)."""
+    if (
+        isinstance(target, str)
+        and _SAFE_NEXT.fullmatch(target)
+        and "//" not in target
+        and "\\" not in target
+        and ".." not in target
+    ):
         return target
     return url_for("console.overview_page")
 
@@ -183,10 +206,12 @@ def login() -> Any:
                 lockout=timedelta(minutes=settings.console_lockout_minutes),
             )
             user_id = result.user.id if result.user else None
+            epoch = result.user.session_epoch if result.user else 0
         if user_id is not None:
             session.clear()
             session.permanent = True
             session["uid"] = user_id
+            session["epoch"] = epoch
             return redirect(_safe_next(request.form.get("next")))
         status = 401 if result.result == "bad_credentials" else 403
         error = {
@@ -202,8 +227,44 @@ def login() -> Any:
 
 @bp.post("/logout")
 def logout() -> Any:
+    """Sign out: every session of this user ends on the server, copied cookies included."""
+    with _db().session() as s:
+        sign_out(s, g.console_user.id)
+        s.commit()
     session.clear()
     return redirect(url_for("console.login"))
+
+
+@bp.route("/password", methods=["GET", "POST"])
+def password() -> Any:
+    """Change one's own password: every session ends, and this browser signs in again."""
+    error, status = None, 200
+    if request.method == "POST":
+        user: ConsoleUser = g.console_user
+        current = request.form.get("current", "")[:1024]
+        new, again = request.form.get("new", "")[:1024], request.form.get("again", "")[:1024]
+        settings = _settings()
+        with _db().session() as s:
+            checked = sign_in(
+                s,
+                user.username,
+                current,
+                max_failures=settings.console_max_failures,
+                lockout=timedelta(minutes=settings.console_lockout_minutes),
+            )
+            try:
+                if checked.user is None:
+                    raise UserError("the current password is wrong")
+                if new != again:
+                    raise UserError("the two new passwords differ")
+                set_password(s, user.username, new, actor=user.username)
+            except UserError as exc:
+                error, status = str(exc), 422
+            s.commit()
+        if error is None:
+            session.clear()
+            return redirect(url_for("console.login", changed="1"))
+    return render_template("console/password.html", error=error), status
 
 
 # --- reading --------------------------------------------------------------------------

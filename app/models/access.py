@@ -32,6 +32,9 @@ class ConsoleUser(Timestamped, Base):
     failed_logins: Mapped[int] = mapped_column(default=0)
     locked_until: Mapped[datetime | None] = mapped_column(UTCDateTime(), default=None)
     last_login_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), default=None)
+    # Every session cookie carries the epoch it was signed in at; sign-out, disabling the user
+    # and a password change move it on, so every earlier cookie stops opening the console.
+    session_epoch: Mapped[int] = mapped_column(default=0, server_default="0")
 
 
 class ConsoleAction(Timestamped, Base):

@@ -65,11 +65,42 @@ def set_disabled(session: Session, username: str, disabled: bool) -> ConsoleUser
     if user is None:
         raise UserError(f"no console user named {username!r}")
     user.disabled_at = utcnow() if disabled else None
-    if not disabled:
+    if disabled:
+        end_sessions(user)
+    else:
         user.failed_logins, user.locked_until = 0, None
     action = "user_disable" if disabled else "user_enable"
     record(session, "cli", action, "console_user", [user.id], {})
     return user
+
+
+def end_sessions(user: ConsoleUser) -> None:
+    """Every session this user has open stops opening the console at its next request."""
+    user.session_epoch = (user.session_epoch or 0) + 1
+
+
+def set_password(session: Session, username: str, password: str, *, actor: str) -> ConsoleUser:
+    """A new password (checked as at creation); every session of the user ends."""
+    check_password(password)
+    user = session.scalar(
+        select(ConsoleUser).where(ConsoleUser.username == username).with_for_update()
+    )
+    if user is None:
+        raise UserError(f"no console user named {username!r}")
+    user.password_hash = HASHER.hash(password)
+    user.failed_logins, user.locked_until = 0, None
+    end_sessions(user)
+    record(session, actor, "password_change", "console_user", [user.id], {})
+    return user
+
+
+def sign_out(session: Session, user_id: str) -> None:
+    """End every session of the user (this browser's, and any copy of its cookie)."""
+    user = session.get(ConsoleUser, user_id, with_for_update=True)
+    if user is None:
+        return
+    end_sessions(user)
+    record(session, user.username, "logout", "console_user", [user.id], {})
 
 
 @dataclass(frozen=True)
@@ -85,13 +116,18 @@ def sign_in(
     """Check a sign-in. Failures count up; at ``max_failures`` in a row the user is locked
     out for ``lockout`` (even the right password is refused until then). Recorded."""
     now = utcnow()
-    user = session.scalar(
-        select(ConsoleUser).where(ConsoleUser.username == username).with_for_update()
+    user = (
+        session.scalar(
+            select(ConsoleUser).where(ConsoleUser.username == username).with_for_update()
+        )
+        if USERNAME.match(username)  # no lookup the database must refuse (a NUL, say)
+        else None
     )
     if user is None:
         with contextlib.suppress(VerificationError):
             HASHER.verify(_DUMMY_HASH, password)
-        record(session, username[:100], "login_failed", "console_user", [], {"why": "unknown"})
+        typed = username[:100].replace("\x00", "\ufffd")  # recorded as typed, but storable
+        record(session, typed, "login_failed", "console_user", [], {"why": "unknown"})
         return SignIn(None, "bad_credentials")
     if user.disabled_at is not None:
         record(

@@ -69,3 +69,12 @@ def test_problem_response_is_problem_json() -> None:
     assert body["type"] == "urn:switchboard:problem:validation_failed"
     assert body["reason"] == "validation_failed"
     assert body["errors"][0]["field"] == "(body)"
+
+
+def test_the_redrive_body_knows_every_stuck_state() -> None:
+    from typing import get_args
+
+    from app.api.schemas import StuckState
+    from app.messaging.recovery.stuck import WHY
+
+    assert set(get_args(StuckState)) == set(WHY)

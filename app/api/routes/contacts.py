@@ -3,17 +3,16 @@
 from __future__ import annotations
 
 from typing import Any
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from flask import Blueprint, g
 
 from app.api.auth import require_scope
-from app.api.bodies import json_object
+from app.api.bodies import parse_body
 from app.api.errors import Problem
 from app.api.representations import iso, message_view
 from app.api.routes.consents import phone_arg, record_view
+from app.api.schemas import LocaleIn, TimezoneIn
 from app.api.session import request_session
-from app.content.locales import normalize
 from app.messaging.compliance.data_subjects import collect, erase, record_export
 from app.messaging.contacts import get_or_create_contact
 
@@ -25,19 +24,7 @@ bp = Blueprint("contacts", __name__, url_prefix="/v1/contacts")
 def set_timezone() -> Any:
     """Store the contact's own time zone (it wins over the one guessed from the number)."""
     phone = phone_arg()
-    payload = json_object()
-    name = payload.get("timezone")
-    try:
-        if not isinstance(name, str) or not name:
-            raise ValueError
-        ZoneInfo(name)
-    except (ValueError, ZoneInfoNotFoundError):
-        raise Problem(
-            422,
-            "validation_failed",
-            "timezone must be an IANA zone such as America/Chicago",
-            errors=[{"field": "timezone", "code": "invalid", "message": "unknown time zone"}],
-        ) from None
+    name = parse_body(TimezoneIn).timezone
     session = request_session()
     contact = get_or_create_contact(session, g.tenant_id, phone)
     contact.timezone = name
@@ -50,22 +37,7 @@ def set_timezone() -> Any:
 def set_locale() -> Any:
     """Store the contact's preferred locale (templates use it when a send names none)."""
     phone = phone_arg()
-    payload = json_object()
-    try:
-        tag = (
-            normalize(str(payload.get("locale", "")))
-            if isinstance(payload.get("locale"), str)
-            else None
-        )
-    except ValueError:
-        tag = None
-    if tag is None:
-        raise Problem(
-            422,
-            "validation_failed",
-            "locale must be a locale tag such as pt-BR",
-            errors=[{"field": "locale", "code": "invalid", "message": "not a locale tag"}],
-        )
+    tag = parse_body(LocaleIn).locale
     session = request_session()
     contact = get_or_create_contact(session, g.tenant_id, phone)
     contact.locale = tag

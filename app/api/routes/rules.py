@@ -8,8 +8,9 @@ from flask import Blueprint, g
 from sqlalchemy import select
 
 from app.api.auth import require_scope
-from app.api.bodies import json_object
+from app.api.bodies import parse_body
 from app.api.errors import Problem
+from app.api.schemas import RoutingRuleIn
 from app.api.session import request_session
 from app.domain.ids import is_id
 from app.messaging.conversations.rules import InvalidRule, RuleSpec, add_rule, list_rules, rule_view
@@ -36,25 +37,8 @@ def list_() -> Any:
 @bp.post("")
 @require_scope("admin")
 def create() -> Any:
-    payload = json_object()
-    unknown = set(payload) - {"name", "match", "values", "action", "target", "final"}
-    if unknown:
-        raise _invalid(sorted(unknown)[0], "unknown field")
-    values = payload.get("values", [])
-    if not isinstance(values, list) or not all(isinstance(v, str) for v in values):
-        raise _invalid("values", "must be a list of strings")
-    for name in ("name", "match", "action"):
-        if not isinstance(payload.get(name), str):
-            raise _invalid(name, "required, a string")
-    target = payload.get("target")
-    if target is not None and not isinstance(target, str):
-        raise _invalid("target", "must be a string")
-    final = payload.get("final", False)
-    if not isinstance(final, bool):
-        raise _invalid("final", "must be true or false")
-    spec = RuleSpec(
-        payload["name"], payload["match"], payload["action"], tuple(values), target, final
-    )
+    body = parse_body(RoutingRuleIn)
+    spec = RuleSpec(body.name, body.match, body.action, tuple(body.values), body.target, body.final)
     session = request_session()
     try:
         rule = add_rule(session, g.tenant_id, spec)

@@ -12,8 +12,9 @@ from flask import Blueprint, current_app, g, request
 from sqlalchemy import select
 
 from app.api.auth import require_scope
-from app.api.bodies import json_object
+from app.api.bodies import json_object, parse_body
 from app.api.errors import Problem
+from app.api.schemas import PreviewIn
 from app.api.session import request_session
 from app.content import store
 from app.content.store import TemplateProblem
@@ -128,28 +129,10 @@ def preview(ref: str) -> Any:
     """``{"variables": {...}, "locale": "pt-BR"?, "version": n?}``: per channel, the text,
     its encoding, its segments, and the characters that forced UCS-2."""
     settings: Settings = current_app.extensions["switchboard.settings"]
-    payload = json_object()
-    unknown = set(payload) - {"variables", "locale", "version"}
-    if unknown:
-        raise Problem(
-            422,
-            "validation_failed",
-            "unknown fields",
-            errors=[
-                {"field": f, "code": "unknown", "message": "not a preview field"}
-                for f in sorted(unknown)
-            ],
-        )
+    body = parse_body(PreviewIn)
     template = _own(ref)
-    locale = payload.get("locale")
     try:
-        if locale is not None and not isinstance(locale, str):
-            raise TemplateProblem([store.Problem("locale", "invalid", "a locale like pt-BR")])
-        version = store.version_of(
-            request_session(), template, _version_arg(payload.get("version"))
-        )
-        return store.preview(
-            version, payload.get("variables", {}), locale, settings.public_base_url
-        )
+        version = store.version_of(request_session(), template, _version_arg(body.version))
+        return store.preview(version, body.variables, body.locale, settings.public_base_url)
     except TemplateProblem as exc:
         raise _invalid(exc) from None
