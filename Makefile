@@ -1,6 +1,10 @@
 # Switchboard: `make run` starts the whole pipeline, `make test` runs lint and the suite.
 PYTHON ?= python3
 VENV ?= .venv
+# The suite runs in parallel, a file to a worker (a file's tests may build on each other).
+# Most end-to-end time is spent waiting on real processes, so more workers than the 2 cores.
+TEST_WORKERS ?= 4
+PYTEST = $(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
@@ -29,18 +33,18 @@ typecheck: $(STAMP)
 ## Lint, types, then the suite: real Postgres + Redis + a real worker when reachable, else embedded.
 test: lint typecheck
 	./scripts/ensure_browser
-	$(BIN)/python -m pytest
+	$(PYTEST)
 
 ## The suite once more on the embedded backends (SQLite + the sqla broker), as CI also does.
 test-embedded: $(STAMP)
-	SWITCHBOARD_TEST_BACKEND=embedded $(BIN)/python -m pytest
+	SWITCHBOARD_TEST_BACKEND=embedded $(PYTEST)
 
 ## The end-to-end suite once more with RabbitMQ as the broker (a virtual host per run).
 test-rabbitmq: $(STAMP)
-	SWITCHBOARD_TEST_BACKEND=postgres SWITCHBOARD_TEST_BROKER=amqp $(BIN)/python -m pytest tests/e2e
+	SWITCHBOARD_TEST_BACKEND=postgres SWITCHBOARD_TEST_BROKER=amqp $(PYTEST) tests/e2e
 
 unit: $(STAMP)
-	$(BIN)/python -m pytest tests/unit
+	$(PYTEST) tests/unit
 
 ## Every benchmark, each figure beside its baseline (about 90 minutes on 2 CPUs: mostly the soak).
 bench: $(STAMP)

@@ -311,6 +311,19 @@ def _fernet_keys(raw: str) -> tuple[str, ...]:
     return keys
 
 
+LOCAL_RUN = "run.json"
+
+
+def _local_run(var_dir: Path) -> dict[str, int]:
+    """What ``scripts/run`` (``make run``) recorded of the pipeline it started: its web port."""
+    try:
+        data = json.loads((var_dir / LOCAL_RUN).read_text())
+    except (OSError, ValueError):
+        return {}
+    port = data.get("port") if isinstance(data, dict) else None
+    return {"port": port} if isinstance(port, int) and 0 < port < 65536 else {}
+
+
 def _dev_secrets(var_dir: Path) -> dict[str, str]:
     """Development keys for the embedded default, made once and kept in ./var."""
     path = var_dir / "dev-secrets.json"
@@ -415,7 +428,10 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     if len(blind_raw) < 32:
         raise ConfigError("BLIND_INDEX_KEY must be at least 32 characters")
 
-    port = _int(env, "PORT", 5000, minimum=1, maximum=65535)
+    # PUBLIC_BASE_URL, else from PORT, else where `make run` last put the web process (so a
+    # second terminal's CLI finds a pipeline started with only PORT changed), else 5000.
+    default_port = _local_run(var_dir).get("port", 5000)
+    port = _int(env, "PORT", default_port, minimum=1, maximum=65535)
     public_base_url = (env.get("PUBLIC_BASE_URL") or f"http://127.0.0.1:{port}").rstrip("/")
     if not public_base_url.startswith(("http://", "https://")):
         raise ConfigError(

@@ -26,6 +26,17 @@ def pytest_report_header(config: pytest.Config) -> str:
     return f"switchboard test backend: {choose_kind()}, broker: {broker}"
 
 
+@pytest.fixture(autouse=True)
+def _the_process_keyring_is_restored() -> Iterator[None]:
+    """A test that builds an app (or a worker app) with other keys must not leave this process
+    encrypting with them: a later test's rows would be unreadable by its own pipeline."""
+    from app.security import crypto
+
+    saved = crypto._keyring
+    yield
+    crypto._keyring = saved
+
+
 @pytest.fixture(scope="session")
 def backend(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Backend]:
     """A fresh database (and Redis key prefix) for this run, migrated with Alembic."""

@@ -133,10 +133,7 @@ PUBLIC_TASK_NAMES = {
 
 
 def test_the_task_names_are_the_public_ones() -> None:
+    """TaskNames is what the workers register (test_quiet_logs holds the two equal)."""
     from app.infra.broker import TaskNames
-    from workers.main import celery_app as celery
 
-    registered = {name for name in celery.tasks if not name.startswith("celery.")}
-    named = {v for k, v in vars(TaskNames).items() if k.isupper()}
-    assert registered == PUBLIC_TASK_NAMES
-    assert named == PUBLIC_TASK_NAMES
+    assert {v for k, v in vars(TaskNames).items() if k.isupper()} == PUBLIC_TASK_NAMES

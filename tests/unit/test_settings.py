@@ -225,3 +225,24 @@ def test_public_base_url_loses_its_trailing_slash(base_env: Env) -> None:
 def test_public_base_url_needs_http_or_https(base_env: Env, url: str) -> None:
     with pytest.raises(ConfigError, match="PUBLIC_BASE_URL"):
         load_settings({**base_env, "PUBLIC_BASE_URL": url})
+
+
+def test_without_port_the_cli_finds_where_make_run_put_the_web(base_env: Env) -> None:
+    var = Path(base_env["SWITCHBOARD_VAR_DIR"])
+    var.mkdir(parents=True)
+    (var / "run.json").write_text('{"port": 5077}')
+    settings = load_settings(base_env)
+    assert settings.port == 5077
+    assert settings.public_base_url == "http://127.0.0.1:5077"
+    # PORT, then PUBLIC_BASE_URL, still win over what make run recorded.
+    assert load_settings({**base_env, "PORT": "6001"}).public_base_url.endswith(":6001")
+    url = "https://sb.example.com"
+    assert load_settings({**base_env, "PUBLIC_BASE_URL": url}).public_base_url == url
+
+
+@pytest.mark.parametrize("recorded", ['{"port": "x"}', "[]", "not json", '{"port": 70000}'])
+def test_a_broken_run_record_falls_back_to_5000(base_env: Env, recorded: str) -> None:
+    var = Path(base_env["SWITCHBOARD_VAR_DIR"])
+    var.mkdir(parents=True)
+    (var / "run.json").write_text(recorded)
+    assert load_settings(base_env).port == 5000
