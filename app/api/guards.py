@@ -44,14 +44,14 @@ def has_control(value: str) -> bool:
 
 
 class BadInput(Exception):
-    """Where the bad characters were, whether that place holds a credential, and the status
-    and reason to answer with off the OAuth endpoints."""
+    """What is wrong and where (a sentence), whether that place holds a credential, and the
+    status and reason to answer with off the OAuth endpoints."""
 
     def __init__(
-        self, where: str, credential: bool, status: int = 400, reason: str = "invalid_characters"
+        self, what: str, credential: bool, status: int = 400, reason: str = "invalid_characters"
     ) -> None:
-        super().__init__(where)
-        self.where = where
+        super().__init__(what)
+        self.what = what
         self.credential = credential
         self.status = status
         self.reason = reason
@@ -66,7 +66,7 @@ def basic_credentials(header: str) -> tuple[str, str] | None:
     """
     parts = header.split(None, 1)
     if " " in header and len(parts) != 2:
-        raise BadInput("the Authorization header (a scheme without credentials)", True)
+        raise BadInput("the Authorization header names a scheme but no credentials", True)
     if len(parts) != 2 or parts[0].lower() != "basic":
         return None
     try:
@@ -74,9 +74,9 @@ def basic_credentials(header: str) -> tuple[str, str] | None:
         client_id, _, secret = text.partition(":")
         client_id, secret = unquote(client_id, errors="strict"), unquote(secret, errors="strict")
     except (binascii.Error, ValueError):  # UnicodeDecodeError is a ValueError
-        raise BadInput("the Basic credentials (not base64 of UTF-8 text)", True) from None
+        raise BadInput("the Basic credentials are not base64 of UTF-8 text", True) from None
     if has_control(client_id) or has_control(secret):
-        raise BadInput("the Basic credentials", True)
+        raise BadInput("the Basic credentials hold control characters", True)
     return client_id, secret
 
 
@@ -84,17 +84,17 @@ def find_bad_input() -> None:
     """Raise BadInput for the first place of the request that holds a NUL, or a credential
     that holds any control character."""
     if "\x00" in request.path:
-        raise BadInput("the path", False, 404, "not_found")
+        raise BadInput("the path holds a NUL: it names nothing", False, 404, "not_found")
     for key, value in request.args.items(multi=True):
         if "\x00" in key or "\x00" in value:
             reason = QUERY_REASONS.get(key, "invalid_characters")
-            raise BadInput(f"the query parameter {key!r}", False, 400, reason)
+            raise BadInput(f"the query parameter {key!r} holds a NUL", False, 400, reason)
     oauth = request.path.startswith(OAUTH_PREFIX)
     # An API key or access token elsewhere is hashed or verified, never looked up as sent.
     header = request.headers.get("Authorization") if oauth else None
     if header is not None:
         if has_control(header):
-            raise BadInput("the Authorization header", True)
+            raise BadInput("the Authorization header holds control characters", True)
         basic_credentials(header)
     if oauth and request.mimetype == "application/x-www-form-urlencoded":
         check_oauth_form(request.get_data(cache=True))
@@ -110,20 +110,20 @@ def check_oauth_form(raw: bytes) -> None:
         try:
             key = unquote_to_bytes(raw_key.replace(b"+", b" ")).decode("utf-8")
         except UnicodeDecodeError:
-            raise BadInput("a form field's name (not UTF-8)", False) from None
+            raise BadInput("a form field's name is not UTF-8", False) from None
         credential = key in CREDENTIAL_FIELDS
         try:
             value = unquote_to_bytes(raw_value.replace(b"+", b" ")).decode("utf-8")
         except UnicodeDecodeError:
-            raise BadInput(f"the form field {key!r} (not UTF-8)", credential) from None
+            raise BadInput(f"the form field {key!r} is not UTF-8", credential) from None
         if (has_control(value) if credential else "\x00" in value) or "\x00" in key:
-            raise BadInput(f"the form field {key!r}", credential)
+            raise BadInput(f"the form field {key!r} holds control characters", credential)
 
 
 def oauth_error(bad: BadInput) -> Response:
     """OAuth's own error shape (RFC 6749 section 5.2), never problem+json, on /oauth."""
     error, status = ("invalid_client", 401) if bad.credential else ("invalid_request", 400)
-    body = {"error": error, "error_description": f"{bad.where} must not hold control characters"}
+    body = {"error": error, "error_description": bad.what}
     response = Response(json.dumps(body), status=status, mimetype="application/json")
     response.headers["Cache-Control"] = "no-store"
     response.headers["Pragma"] = "no-cache"
@@ -140,7 +140,5 @@ def install_input_guard(app: Flask) -> None:
         except BadInput as bad:
             if request.path.startswith(OAUTH_PREFIX):
                 return oauth_error(bad)
-            raise Problem(
-                bad.status, bad.reason, f"{bad.where} must not contain NUL characters"
-            ) from None
+            raise Problem(bad.status, bad.reason, bad.what) from None
         return None
