@@ -3,7 +3,7 @@ these and from SendIntent and ConsentIn. A request model here is what its handle
 with (``app.api.bodies.parse_body``), so the description is what the handler accepts.
 
 The suite validates real responses against the generated description
-(tests/integration/test_openapi.py), so these cannot drift from what the API answers.
+(tests/integration/api/test_openapi.py), so these cannot drift from what the API answers.
 """
 
 from __future__ import annotations

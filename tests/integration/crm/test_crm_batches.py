@@ -25,14 +25,11 @@ from scripts.fake_hubspot import FakeHubSpot
 from scripts.fake_salesforce import FakeSalesforce
 from scripts.fake_twilio import FakeTwilio
 from tests.factories import TenantCtx, add_api_key
-from tests.integration.test_crm_syncs import (  # noqa: F401 (fixtures)
+from tests.integration.crm.test_crm_syncs import (
     activities,
     connect,
-    crm,
     lead_ids,
     reply,
-    tw,
-    twilio,
 )
 from tests.support.backends import Backend
 from tests.support.cli import run_json
@@ -58,9 +55,9 @@ def test_thirty_new_senders_cost_a_handful_of_calls_not_ninety(
     client: FlaskClient,
     db: Database,
     settings: Settings,
-    tw: TenantCtx,  # noqa: F811
-    twilio: FakeTwilio,  # noqa: F811
-    crm: Any,  # noqa: F811
+    tw: TenantCtx,
+    twilio: FakeTwilio,
+    crm: Any,
 ) -> None:
     connect(client, db, tw, crm)
     replies(client, db, settings, tw, twilio, PHONES)
@@ -107,8 +104,8 @@ def test_the_webhook_gets_one_signed_envelope_per_batch(
     client: FlaskClient,
     db: Database,
     settings: Settings,
-    tw: TenantCtx,  # noqa: F811
-    twilio: FakeTwilio,  # noqa: F811
+    tw: TenantCtx,
+    twilio: FakeTwilio,
 ) -> None:
     with fake_provider("whsec_" + "c2VjcmV0LXNlY3JldC1zZWNyZXQtc2VjcmV0") as hook:
         connect(client, db, tw, hook)
@@ -127,8 +124,8 @@ def test_a_bad_record_is_dead_lettered_alone_and_the_batch_goes_on(
     client: FlaskClient,
     db: Database,
     settings: Settings,
-    tw: TenantCtx,  # noqa: F811
-    twilio: FakeTwilio,  # noqa: F811
+    tw: TenantCtx,
+    twilio: FakeTwilio,
 ) -> None:
     hub = FakeHubSpot().start()
     try:
@@ -155,8 +152,8 @@ def test_a_bad_salesforce_record_fails_on_its_own_with_its_reason(
     client: FlaskClient,
     db: Database,
     settings: Settings,
-    tw: TenantCtx,  # noqa: F811
-    twilio: FakeTwilio,  # noqa: F811
+    tw: TenantCtx,
+    twilio: FakeTwilio,
 ) -> None:
     sf = FakeSalesforce().start()
     try:
@@ -184,8 +181,8 @@ def test_a_429_pauses_the_whole_connection_and_the_reports_say_until_when(
     client: FlaskClient,
     db: Database,
     settings: Settings,
-    tw: TenantCtx,  # noqa: F811
-    twilio: FakeTwilio,  # noqa: F811
+    tw: TenantCtx,
+    twilio: FakeTwilio,
 ) -> None:
     hub = FakeHubSpot().start()
     try:
@@ -226,8 +223,8 @@ def test_our_budget_waits_before_the_crm_has_to_refuse(
     client: FlaskClient,
     db: Database,
     settings: Settings,
-    tw: TenantCtx,  # noqa: F811
-    twilio: FakeTwilio,  # noqa: F811
+    tw: TenantCtx,
+    twilio: FakeTwilio,
 ) -> None:
     monkeypatch.setattr(budget_module, "INLINE_WAIT", 0.0)  # every wait is a pause: no sleeps
     hub = FakeHubSpot().start()
@@ -255,8 +252,8 @@ def test_the_daily_share_pauses_the_connection_for_hours_and_says_so(
     client: FlaskClient,
     db: Database,
     settings: Settings,
-    tw: TenantCtx,  # noqa: F811
-    twilio: FakeTwilio,  # noqa: F811
+    tw: TenantCtx,
+    twilio: FakeTwilio,
 ) -> None:
     hub = FakeHubSpot().start()
     try:
@@ -284,9 +281,9 @@ def test_the_limits_the_crm_states_correct_the_plan(
     client: FlaskClient,
     db: Database,
     settings: Settings,
-    tw: TenantCtx,  # noqa: F811
-    twilio: FakeTwilio,  # noqa: F811
-    crm: Any,  # noqa: F811
+    tw: TenantCtx,
+    twilio: FakeTwilio,
+    crm: Any,
 ) -> None:
     if isinstance(crm, FakeHubSpot):
         crm.limit(calls=50, window=10.0, daily=40_000)

@@ -13,7 +13,7 @@ from app.messaging.receipts.drain import MAX_ORPHAN_ATTEMPTS, apply_inbox, drain
 from app.messaging.receipts.inbox import store_callback
 from app.models import ChannelAccount, CrmConnection, CrmSync, InboxItem, Message, MessageEvent
 from tests.factories import TenantCtx
-from tests.integration.test_receipts import accepted_message, status, timeline
+from tests.integration.receipts.test_receipts import accepted_message, status, timeline
 from tests.support.twilio import SETTINGS
 
 

@@ -11,7 +11,7 @@ from pydantic import ValidationError
 
 from app.providers.canonical import CanonicalEvent, canonical_event_schema
 
-SCHEMA_FILE = Path(__file__).resolve().parents[2] / "schemas" / "canonical-event.v1.json"
+SCHEMA_FILE = Path(__file__).resolve().parents[3] / "schemas" / "canonical-event.v1.json"
 
 
 @pytest.fixture

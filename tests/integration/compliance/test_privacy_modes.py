@@ -16,7 +16,7 @@ from app.messaging.dispatch.batch import dispatch_message
 from app.models import InboxItem, Message, Tenant
 from config import Settings
 from tests.factories import TenantCtx
-from tests.integration.test_receipts import deliver
+from tests.integration.receipts.test_receipts import deliver
 from tests.support.pii import leaks
 
 PHONE = "+12025550100"  # the sandbox accepts it, then reports it sent and delivered

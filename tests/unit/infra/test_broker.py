@@ -9,7 +9,7 @@ import pytest
 
 from app.domain.queues import QueueNames
 
-PROCFILE = Path(__file__).resolve().parents[2] / "Procfile"
+PROCFILE = Path(__file__).resolve().parents[3] / "Procfile"
 # The lanes keep urgent apart from bulk; receipts and CRM writeback have processes of their
 # own (chosen by scripts/bench/soak.py, and so that a slow CRM never holds a send's thread).
 WORKERS = ("worker", "worker_intake", "worker_bulk", "worker_crm")
