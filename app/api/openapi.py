@@ -41,6 +41,7 @@ _MODELS: list[tuple[type[BaseModel], JsonSchemaMode]] = [
     (s.RoutingRules, "serialization"),
     (s.RoutingRule, "serialization"),
     (s.CrmConnectionIn, "validation"),
+    (s.CrmLimitsIn, "validation"),
     (s.CrmConnections, "serialization"),
     (s.CrmConnection, "serialization"),
     (s.SyncIds, "validation"),
@@ -368,7 +369,7 @@ def build() -> dict[str, Any]:
                 "Change a connection's plan or limits",
                 "admin",
                 {"200": _json(s.CrmConnection, "Changed."), **_problems(404, 413, 415, 422)},
-                body=s.AnyObject,
+                body=s.CrmLimitsIn,
                 params=[CONNECTION_ID],
             ),
             "delete": _op(

@@ -22,7 +22,9 @@ STRICT = ConfigDict(strict=True)
 STRICT_CLOSED = ConfigDict(strict=True, extra="forbid")
 MAX_REDRIVE = 1000
 MessageId = Annotated[str, StringConstraints(pattern=r"^msg_[0-9A-HJKMNP-TV-Z]{26}$")]
-SyncId = Annotated[int, Field(gt=0)]
+# Row ids and version numbers fit the database's integers (SQLite refuses a bigger one).
+SyncId = Annotated[int, Field(gt=0, le=2**63 - 1)]
+VersionNumber = Annotated[int, Field(ge=1, le=2**31 - 1)]
 # The states the stuck report knows (WHY's keys; tests/unit holds the two the same).
 StuckState = Literal["pending", "scheduled", "queued", "dispatched", "accepted", "sent"]
 
@@ -276,6 +278,21 @@ class CrmConnectionIn(BaseModel):
     kind: Literal["hubspot", "salesforce", "webhook"]
 
 
+class CrmLimitsIn(BaseModel):
+    """A connection's plan and limit overrides (``app.crm.budget``); an override may lower what
+    the CRM states, never raise it."""
+
+    model_config = STRICT_CLOSED
+
+    plan: str | None = None
+    calls: int | None = Field(default=None, gt=0, description="Calls per window.")
+    window_seconds: float | None = Field(default=None, gt=0)
+    searches_per_second: float | None = Field(default=None, gt=0)
+    daily: int | None = Field(default=None, gt=0, description="The CRM's daily allowance.")
+    daily_share: float | None = Field(default=None, gt=0, le=1)
+    batch_seconds: float | None = Field(default=None, gt=0)
+
+
 class SyncIds(BaseModel):
     model_config = STRICT
 
@@ -337,7 +354,7 @@ class PreviewIn(BaseModel):
 
     variables: dict[str, Any] = {}
     locale: str | None = None
-    version: int | str | None = Field(default=None, description="A version number.")
+    version: VersionNumber | str | None = Field(default=None, description="A version number.")
 
 
 class ChannelPreview(BaseModel):

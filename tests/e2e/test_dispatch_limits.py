@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from sqlalchemy import update
@@ -52,7 +53,10 @@ def test_five_segments_a_second_holds_for_fifty_messages_and_all_are_delivered(
     rate, burst, count = 5.0, 5.0, 50
     ctx = limited_account(db, fake, rate, burst)
     recipients = [f"+1202555{2000 + n:04d}" for n in range(count)]
-    ids = [send(pipeline, ctx, to) for to in recipients]
+    # All due at one moment, as a campaign is: the backlog is there at once, so the limit must
+    # hold it back however fast (or slowly, on a loaded machine) the pipeline could send.
+    due = (datetime.now(UTC) + timedelta(seconds=4)).isoformat()
+    ids = [send(pipeline, ctx, to, send_at=due) for to in recipients]
     finals = [wait_final(pipeline, ctx, i) for i in ids]
     assert {f["status"] for f in finals} == {"delivered"}
     assert all(f["attempts"] == 1 for f in finals)  # waiting for the limit is not an attempt

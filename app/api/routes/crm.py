@@ -8,10 +8,10 @@ from flask import Blueprint, g
 from sqlalchemy.orm import Session
 
 from app.api.auth import require_scope
-from app.api.bodies import json_object
+from app.api.bodies import parse_body
 from app.api.errors import Problem
+from app.api.schemas import CrmConnectionIn, CrmLimitsIn
 from app.api.session import request_session
-from app.crm.budget import OVERRIDABLE
 from app.crm.connections import (
     InvalidConnection,
     connect,
@@ -31,13 +31,11 @@ bp = Blueprint("crm", __name__, url_prefix="/v1/admin/crm/connections")
 @bp.post("")
 @require_scope("admin")
 def create() -> Any:
-    payload = json_object()
-    kind = payload.get("kind")
+    # The model types ``kind``; the credentials it allows beside it are the connector's to check.
+    body = parse_body(CrmConnectionIn)
     session = request_session()
     try:
-        if not isinstance(kind, str):
-            raise InvalidConnection("kind", "required: hubspot, salesforce or webhook")
-        connection = connect(session, g.tenant_id, kind, payload, actor=g.actor)
+        connection = connect(session, g.tenant_id, body.kind, body.model_dump(), actor=g.actor)
     except InvalidConnection as exc:
         raise _invalid(exc) from None
     session.commit()
@@ -54,14 +52,11 @@ def list_() -> Any:
 @require_scope("admin")
 def change_limits(connection_id: str) -> Any:
     """Change the plan or the limit overrides: ``{"plan", "calls", "daily_share", ...}``."""
-    payload = json_object()
+    given = parse_body(CrmLimitsIn).model_dump(exclude_none=True)
     session = request_session()
     connection = _own(session, connection_id)
-    unknown = sorted(set(payload) - {"plan", *OVERRIDABLE})
     try:
-        if unknown:
-            raise InvalidConnection(unknown[0], "not a limit of a connection")
-        set_limits(session, connection, payload, actor=g.actor)
+        set_limits(session, connection, given, actor=g.actor)
     except InvalidConnection as exc:
         raise _invalid(exc) from None
     session.commit()

@@ -45,8 +45,14 @@ def _own(ref: str) -> Template:
 def _version_arg(raw: Any) -> int | None:
     if raw is None:
         return None
-    if isinstance(raw, bool) or not (
-        isinstance(raw, int) or (isinstance(raw, str) and raw.isdigit())
+    if (
+        isinstance(raw, bool)
+        # ASCII digits only, and few: "²".isdigit() is true, and int() refuses it.
+        or not (
+            isinstance(raw, int)
+            or (isinstance(raw, str) and raw.isascii() and raw.isdigit() and len(raw) <= 10)
+        )
+        or not 1 <= int(raw) <= 2**31 - 1  # a version the database's integer can hold
     ):
         raise Problem(
             422,

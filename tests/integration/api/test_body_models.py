@@ -120,3 +120,42 @@ def test_the_description_publishes_the_models_the_handlers_use() -> None:
     assert redrive["ids"]["anyOf"][0]["maxItems"] == 1000
     assert schemas["RoutingRuleIn"]["additionalProperties"] is False
     assert schemas["PreviewIn"]["additionalProperties"] is False
+
+
+def test_crm_limits_and_kind_are_models_too(client: FlaskClient, everything: TenantCtx) -> None:
+    h = everything.headers
+    r = client.post("/v1/admin/crm/connections", json={"kind": 5, "token": "t"}, headers=h)
+    assert fields_of(r) == {"kind"}
+    made = client.post(
+        "/v1/admin/crm/connections", json={"kind": "hubspot", "token": "t"}, headers=h
+    )
+    assert made.status_code == 201
+    url = f"/v1/admin/crm/connections/{made.get_json()['id']}"
+    for field, value in [("calls", "100"), ("calls", True), ("daily_share", 2), ("plan", 5)]:
+        assert fields_of(client.patch(url, json={field: value}, headers=h)) == {field}
+    assert fields_of(client.patch(url, json={"token": "x"}, headers=h)) == {"token"}
+    assert client.patch(url, json={"calls": 50}, headers=h).status_code == 200
+
+
+@pytest.mark.parametrize("version", ["²", "9" * 5000, "99999999999", 2**40, 0, -1])
+def test_a_version_the_database_cannot_hold_is_a_422(
+    client: FlaskClient, everything: TenantCtx, version: Any
+) -> None:
+    h = everything.headers
+    client.post(
+        "/v1/templates",
+        json={"name": "big", "default_locale": "en", "locales": {"en": {"sms": "hi"}}},
+        headers=h,
+    )
+    r = client.post("/v1/templates/big/preview", json={"version": version}, headers=h)
+    assert fields_of(r) == {"version"}
+    r = client.get("/v1/templates/big", query_string={"version": str(version)}, headers=h)
+    assert fields_of(r) == {"version"}
+
+
+@pytest.mark.parametrize("ids", [[2**63], [2**64 + 5], [18425087736715333982171955200]])
+def test_a_sync_id_past_the_databases_integers_is_a_422(
+    client: FlaskClient, everything: TenantCtx, ids: list[int]
+) -> None:
+    r = client.post("/v1/admin/redrive/syncs", json={"ids": ids}, headers=everything.headers)
+    assert fields_of(r) == {"ids"}

@@ -25,11 +25,14 @@ from scripts.fake_hubspot import FakeHubSpot
 from scripts.fake_salesforce import FakeSalesforce
 from scripts.fake_twilio import FakeTwilio
 from tests.factories import TenantCtx, add_api_key
-from tests.integration.crm.test_crm_syncs import (
+from tests.integration.crm.test_crm_syncs import (  # noqa: F401 (fixtures)
     activities,
     connect,
+    crm,
     lead_ids,
     reply,
+    tw,
+    twilio,
 )
 from tests.support.backends import Backend
 from tests.support.cli import run_json
@@ -55,9 +58,9 @@ def test_thirty_new_senders_cost_a_handful_of_calls_not_ninety(
     client: FlaskClient,
     db: Database,
     settings: Settings,
-    tw: TenantCtx,
-    twilio: FakeTwilio,
-    crm: Any,
+    tw: TenantCtx,  # noqa: F811
+    twilio: FakeTwilio,  # noqa: F811
+    crm: Any,  # noqa: F811
 ) -> None:
     connect(client, db, tw, crm)
     replies(client, db, settings, tw, twilio, PHONES)
@@ -104,8 +107,8 @@ def test_the_webhook_gets_one_signed_envelope_per_batch(
     client: FlaskClient,
     db: Database,
     settings: Settings,
-    tw: TenantCtx,
-    twilio: FakeTwilio,
+    tw: TenantCtx,  # noqa: F811
+    twilio: FakeTwilio,  # noqa: F811
 ) -> None:
     with fake_provider("whsec_" + "c2VjcmV0LXNlY3JldC1zZWNyZXQtc2VjcmV0") as hook:
         connect(client, db, tw, hook)
@@ -124,8 +127,8 @@ def test_a_bad_record_is_dead_lettered_alone_and_the_batch_goes_on(
     client: FlaskClient,
     db: Database,
     settings: Settings,
-    tw: TenantCtx,
-    twilio: FakeTwilio,
+    tw: TenantCtx,  # noqa: F811
+    twilio: FakeTwilio,  # noqa: F811
 ) -> None:
     hub = FakeHubSpot().start()
     try:
@@ -152,8 +155,8 @@ def test_a_bad_salesforce_record_fails_on_its_own_with_its_reason(
     client: FlaskClient,
     db: Database,
     settings: Settings,
-    tw: TenantCtx,
-    twilio: FakeTwilio,
+    tw: TenantCtx,  # noqa: F811
+    twilio: FakeTwilio,  # noqa: F811
 ) -> None:
     sf = FakeSalesforce().start()
     try:
@@ -181,8 +184,8 @@ def test_a_429_pauses_the_whole_connection_and_the_reports_say_until_when(
     client: FlaskClient,
     db: Database,
     settings: Settings,
-    tw: TenantCtx,
-    twilio: FakeTwilio,
+    tw: TenantCtx,  # noqa: F811
+    twilio: FakeTwilio,  # noqa: F811
 ) -> None:
     hub = FakeHubSpot().start()
     try:
@@ -223,8 +226,8 @@ def test_our_budget_waits_before_the_crm_has_to_refuse(
     client: FlaskClient,
     db: Database,
     settings: Settings,
-    tw: TenantCtx,
-    twilio: FakeTwilio,
+    tw: TenantCtx,  # noqa: F811
+    twilio: FakeTwilio,  # noqa: F811
 ) -> None:
     monkeypatch.setattr(budget_module, "INLINE_WAIT", 0.0)  # every wait is a pause: no sleeps
     hub = FakeHubSpot().start()
@@ -252,8 +255,8 @@ def test_the_daily_share_pauses_the_connection_for_hours_and_says_so(
     client: FlaskClient,
     db: Database,
     settings: Settings,
-    tw: TenantCtx,
-    twilio: FakeTwilio,
+    tw: TenantCtx,  # noqa: F811
+    twilio: FakeTwilio,  # noqa: F811
 ) -> None:
     hub = FakeHubSpot().start()
     try:
@@ -281,9 +284,9 @@ def test_the_limits_the_crm_states_correct_the_plan(
     client: FlaskClient,
     db: Database,
     settings: Settings,
-    tw: TenantCtx,
-    twilio: FakeTwilio,
-    crm: Any,
+    tw: TenantCtx,  # noqa: F811
+    twilio: FakeTwilio,  # noqa: F811
+    crm: Any,  # noqa: F811
 ) -> None:
     if isinstance(crm, FakeHubSpot):
         crm.limit(calls=50, window=10.0, daily=40_000)
