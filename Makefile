@@ -57,6 +57,7 @@ bench: $(STAMP)
 	$(BIN)/python scripts/bench/console.py
 	$(BIN)/python scripts/bench/templates.py
 	$(BIN)/python scripts/bench/audit.py
+	$(BIN)/python scripts/bench/guard.py
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache .hypothesis
