@@ -1,6 +1,7 @@
 """The console in a real Chromium (Debian's), against the running pipeline (gunicorn from
 the Procfile): sign in, see a quiet-hours hold, redrive a stuck message and watch its
-timeline change; a viewer cannot act, and a form without its CSRF token is refused.
+timeline change; a viewer cannot act, and a form without its CSRF token is refused; a
+password change ends every session of the user, another browser's included.
 
 Skips, saying why, only where no Chromium and chromedriver are installed; under CI
 (``CI=true``) a missing browser fails instead (``scripts/ensure_browser`` installs one).
@@ -180,3 +181,32 @@ def test_a_viewer_has_no_redrive_button_and_a_forged_post_is_refused(
     assert without_token.status_code == 400
     with db.session() as s:
         assert s.get(Message, message["id"]).status == "scheduled"  # type: ignore[union-attr]
+
+
+def test_a_password_change_in_the_browser_ends_every_session(
+    pipeline: Pipeline, db: Database, browser: WebDriver
+) -> None:
+    base = pipeline.base_url
+    username, password = make_user(db, "operator")
+    sign_in(browser, base, username, password)
+    # Another browser of the same user: its cookie, copied while the session lives.
+    other = requests.Session()
+    for cookie in browser.get_cookies():
+        other.cookies.set(cookie["name"], cookie["value"], path=cookie.get("path", "/"))
+    assert other.get(f"{base}/console/", timeout=10, allow_redirects=False).status_code == 200
+
+    browser.find_element(By.LINK_TEXT, "Password").click()
+    WebDriverWait(browser, 10).until(ec.presence_of_element_located((By.ID, "change-password")))
+    shoot(browser, "console-password.png")
+    new = "a brand new long password"
+    browser.find_element(By.ID, "current").send_keys(password)
+    browser.find_element(By.ID, "new").send_keys(new)
+    browser.find_element(By.ID, "again").send_keys(new)
+    browser.find_element(By.ID, "change-password").click()
+    WebDriverWait(browser, 10).until(ec.presence_of_element_located((By.ID, "sign-in")))
+    assert "Password changed" in browser.page_source
+
+    gone = other.get(f"{base}/console/", timeout=10, allow_redirects=False)
+    assert gone.status_code == 302 and "/console/login" in gone.headers["Location"]
+    sign_in(browser, base, username, new)
+    assert username in browser.find_element(By.ID, "whoami").text
