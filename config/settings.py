@@ -50,6 +50,11 @@ class Settings:
     web_concurrency: int = 2
     # Threads per gunicorn worker (gthread): a request waits on Postgres and Redis in turn.
     web_threads: int = 4
+    # Connections each process keeps open to Postgres (None: max(10, WORKER_CONCURRENCY)), and
+    # how many more it may open for a burst and close after: keep every process's sum under the
+    # server's max_connections.
+    database_pool_size: int | None = None
+    database_max_overflow: int = 10
     max_body_bytes: int = 64 * 1024
     sentry_dsn: str | None = None
     sentry_environment: str = "production"
@@ -458,6 +463,12 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         port=port,
         web_concurrency=_int(env, "WEB_CONCURRENCY", 2, minimum=1),
         web_threads=_int(env, "WEB_THREADS", 4, minimum=1, maximum=64),
+        database_pool_size=(
+            _int(env, "DATABASE_POOL_SIZE", 10, minimum=1, maximum=200)
+            if env.get("DATABASE_POOL_SIZE")
+            else None
+        ),
+        database_max_overflow=_int(env, "DATABASE_MAX_OVERFLOW", 10, minimum=0, maximum=200),
         max_body_bytes=_int(env, "MAX_BODY_BYTES", 64 * 1024, minimum=1024),
         sentry_dsn=env.get("SENTRY_DSN") or None,
         sentry_environment=env.get("SENTRY_ENVIRONMENT") or "production",

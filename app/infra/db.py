@@ -102,8 +102,8 @@ def make_engine(settings: Settings) -> Engine:
         # gunicorn runs several threads a worker, and a request briefly holds a second
         # connection while its outbox rows are deleted after commit; a threads-pool worker
         # runs WORKER_CONCURRENCY tasks at once, each with its own session: keep them pooled.
-        pool_size=max(10, settings.worker_concurrency),
-        max_overflow=10,
+        pool_size=settings.database_pool_size or max(10, settings.worker_concurrency),
+        max_overflow=settings.database_max_overflow,
         pool_timeout=5,
         # Fail fast when Postgres is unreachable, so the API can answer 503 promptly.
         connect_args={"connect_timeout": 3, "application_name": "switchboard"},

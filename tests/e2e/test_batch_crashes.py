@@ -46,8 +46,11 @@ def test_kill_9_mid_batch_sends_each_once_and_loses_none(
     fake.stall_all = 4.0  # every send of the batch hangs at the provider
     run.pipeline.start_worker()
     wait_for("a batch in flight", lambda: len(fake.arrivals) >= 10, run, 30)
-    in_flight = len(fake.arrivals)
     run.pipeline.kill("worker")  # kill -9, mid-batch
+    # What no claim had taken when the worker died must go out after the restart. (On a slow
+    # machine the drain may have claimed the second batch too before the kill, its calls not
+    # yet left: those stay `dispatched`, in the stuck report, as asserted below.)
+    unclaimed = [i for i, status in statuses(run, ctx, ids).items() if status == "queued"]  # type: ignore[arg-type]
     fake.stall_all = 0.0
     run.pipeline.start_worker()
 
@@ -70,14 +73,14 @@ def test_kill_9_mid_batch_sends_each_once_and_loses_none(
     assert len(arrived) >= len(RECIPIENTS) - 10  # at most the last claim's batch was cut
 
     def delivered() -> int:
-        current = statuses(run, ctx, ids)  # type: ignore[arg-type]
-        return sum(1 for i in ids if current[i] == "delivered")
+        current = statuses(run, ctx, unclaimed)  # type: ignore[arg-type]
+        return sum(1 for i in unclaimed if current[i] == "delivered")
 
     # An `accepted` message past its SLA is already in the stuck report, so "settled" can
     # come before its receipt on a slow run: wait for the receipts themselves.
     wait_for(
         "the messages sent after the restart delivered",
-        lambda: delivered() >= len(RECIPIENTS) - in_flight,
+        lambda: delivered() == len(unclaimed),
         run,
         60,
     )

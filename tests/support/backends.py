@@ -35,6 +35,10 @@ FAST = {
     "WORKER_SOFT_SHUTDOWN_SECONDS": "2",
     # Tests change tenants in the database and send at once; test_key_cache.py turns it on.
     "AUTH_CACHE_SECONDS": "0",
+    # Several pipelines run at once against one Postgres (100 connections by default), each of
+    # five processes or more: each keeps two connections open and opens more only for a burst.
+    "DATABASE_POOL_SIZE": "2",
+    "DATABASE_MAX_OVERFLOW": "20",
 }
 
 

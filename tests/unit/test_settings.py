@@ -176,9 +176,18 @@ def test_port_and_web_concurrency_are_honoured(base_env: Env) -> None:
     assert settings.public_base_url == "http://127.0.0.1:8123"
 
 
+def test_database_pool_defaults_to_the_worker_threads_and_can_be_bounded(base_env: Env) -> None:
+    default = load_settings({**base_env, "WORKER_CONCURRENCY": "24"})
+    assert (default.database_pool_size, default.database_max_overflow) == (None, 10)
+    small = load_settings({**base_env, "DATABASE_POOL_SIZE": "2", "DATABASE_MAX_OVERFLOW": "0"})
+    assert (small.database_pool_size, small.database_max_overflow) == (2, 0)
+
+
 @pytest.mark.parametrize(
     ("name", "value"),
     [
+        ("DATABASE_POOL_SIZE", "0"),
+        ("DATABASE_MAX_OVERFLOW", "-1"),
         ("PORT", "abc"),
         ("PORT", "0"),
         ("PORT", "80.5"),
