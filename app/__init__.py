@@ -18,6 +18,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     from app.api.routes import (
         admin,
         analytics,
+        campaigns,
         consents,
         contacts,
         crm,
@@ -90,6 +91,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     install_input_guard(app)
     app.register_blueprint(health.bp)
     app.register_blueprint(messages.bp)
+    app.register_blueprint(campaigns.bp)
     app.register_blueprint(webhooks.bp)
     app.register_blueprint(admin.bp)
     app.register_blueprint(consents.bp)

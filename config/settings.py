@@ -163,6 +163,13 @@ class Settings:
     oauth_token_seconds: int = 900
     # Beat applies each tenant's privacy mode (bodies, webhook payloads) this often.
     privacy_interval: float = 30.0
+    # Campaigns: recipients made into messages per transaction; how often beat wakes the
+    # expansion of a running campaign; the most recipients one campaign takes, and the
+    # largest upload (a CSV of 100,000 rows is a few megabytes).
+    campaign_batch_size: int = 500
+    campaign_interval: float = 10.0
+    campaign_max_recipients: int = 100_000
+    campaign_max_bytes: int = 32 * 1024 * 1024
 
     @property
     def stuck_sla(self) -> dict[str, float]:
@@ -538,4 +545,8 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         or hmac.new(blind_raw.encode(), b"switchboard oauth tokens", "sha256").hexdigest(),
         oauth_token_seconds=_int(env, "OAUTH_TOKEN_SECONDS", 900, minimum=30, maximum=86400),
         privacy_interval=_float(env, "PRIVACY_INTERVAL", 30.0),
+        campaign_batch_size=_int(env, "CAMPAIGN_BATCH_SIZE", 500, minimum=1, maximum=5000),
+        campaign_interval=_float(env, "CAMPAIGN_INTERVAL", 10.0),
+        campaign_max_recipients=_int(env, "CAMPAIGN_MAX_RECIPIENTS", 100_000, minimum=1),
+        campaign_max_bytes=_int(env, "CAMPAIGN_MAX_BYTES", 32 * 1024 * 1024, minimum=1024),
     )

@@ -29,4 +29,5 @@ def beat_schedule(settings: Settings) -> dict[str, dict[str, Any]]:
         "analytics-rollup": entry(TaskNames.ANALYTICS_ROLLUP, settings.analytics_rollup_interval),
         "audit-checkpoint": entry(TaskNames.AUDIT_CHECKPOINT, settings.audit_checkpoint_interval),
         "enforce-privacy": entry(TaskNames.ENFORCE_PRIVACY, settings.privacy_interval),
+        "expand-campaigns": entry(TaskNames.EXPAND_CAMPAIGNS, settings.campaign_interval),
     }

@@ -19,6 +19,7 @@ def create_worker_app() -> Celery:
     quiet_logs.install()
     celery.set_default()
     celery.set_current()
+    import workers.campaigns
     import workers.crm
     import workers.dispatch
     import workers.maintenance

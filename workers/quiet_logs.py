@@ -24,6 +24,7 @@ MAINTENANCE = frozenset(
         TaskNames.ANALYTICS_ROLLUP,
         TaskNames.AUDIT_CHECKPOINT,
         TaskNames.ENFORCE_PRIVACY,
+        TaskNames.EXPAND_CAMPAIGNS,
     }
 )
 CHATTY = ("celery.app.trace", "celery.worker.strategy", "celery.beat")

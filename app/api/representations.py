@@ -53,6 +53,7 @@ def message_view(
         "quiet_hours": message.quiet_hours,
         "purpose": message.purpose,
         "journey_id": message.journey_id,
+        "campaign_id": getattr(message, "campaign_id", None),
         "external_ref": message.external_ref,
         "metadata": message.metadata_,
         "template": None

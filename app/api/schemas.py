@@ -98,6 +98,7 @@ class MessageOut(BaseModel):
     quiet_hours: str
     purpose: str | None
     journey_id: str | None
+    campaign_id: str | None = None
     external_ref: str | None
     metadata: dict[str, Any]
     template: TemplateRef | None = None

@@ -115,7 +115,7 @@ def parsed_version(session: Session, version_id: int) -> t.Parsed:
     return found
 
 
-def _content(kind: str, found: dict[str, dict[str, Any]]) -> dict[str, Any]:
+def channel_content(kind: str, found: dict[str, dict[str, Any]]) -> dict[str, Any]:
     """A channel's content to send: its own if the template has it, else the SMS text.
     An RCS card without rich-content support is sent as its title and description, with
     its image."""
@@ -162,7 +162,9 @@ def prepare(
         ready, intent.variables or {}, intent.locale or stored_locale, link
     )
     problems: list[Problem] = []
-    alternates: dict[str, dict[str, Any]] = {str(k): _content(k, rendered) for k in intent.channels}
+    alternates: dict[str, dict[str, Any]] = {
+        str(k): channel_content(k, rendered) for k in intent.channels
+    }
     for kind, content in alternates.items():
         if content["body"] is not None and len(content["body"]) > t.MAX_TEXT:
             problems.append(

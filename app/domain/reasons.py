@@ -28,6 +28,7 @@ class StatusReason(StrEnum):
     PROVIDER_CANCELED = "provider_canceled"
     REPLIED = "replied"
     CANCELED_BY_API = "canceled_by_api"
+    CAMPAIGN_CANCELED = "campaign_canceled"
     RECIPIENT_ERASED = "recipient_erased"
     UNKNOWN = "unknown"
 
@@ -54,6 +55,7 @@ DESCRIPTIONS: dict[StatusReason, str] = {
     StatusReason.PROVIDER_CANCELED: "the provider canceled it before sending",
     StatusReason.REPLIED: "a reply in its journey canceled it",
     StatusReason.CANCELED_BY_API: "canceled through the API",
+    StatusReason.CAMPAIGN_CANCELED: "its campaign was canceled before it was dispatched",
     StatusReason.RECIPIENT_ERASED: "the recipient's data was erased (a data-subject request)",
     StatusReason.UNKNOWN: "the provider gave no reason we recognise (its raw code is in the event)",
 }

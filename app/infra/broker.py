@@ -33,6 +33,8 @@ class TaskNames:
     ANALYTICS_ROLLUP = "analytics_rollup"
     AUDIT_CHECKPOINT = "audit_checkpoint"
     ENFORCE_PRIVACY = "enforce_privacy"
+    EXPAND_CAMPAIGN = "expand_campaign"
+    EXPAND_CAMPAIGNS = "expand_running_campaigns"
 
 
 class FlaskTask(Task):  # type: ignore[misc]

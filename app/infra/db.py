@@ -122,22 +122,34 @@ def make_database(settings: Settings) -> Database:
 
 
 def _insert_ignore_stmt(
-    session: Session, target: Any, values: dict[str, Any], keys: list[str]
+    session: Session, target: Any, values: dict[str, Any] | list[dict[str, Any]], keys: list[str]
 ) -> Any:
-    """INSERT ... ON CONFLICT (keys) DO NOTHING, in the session's dialect."""
+    """INSERT ... ON CONFLICT (keys) DO NOTHING, in the session's dialect (one row or many,
+    in one multi-row statement)."""
     if session.get_bind().dialect.name == "postgresql":
         from sqlalchemy.dialects.postgresql import insert as pg_insert
 
-        return pg_insert(target).values(**values).on_conflict_do_nothing(index_elements=keys)
+        return pg_insert(target).values(values).on_conflict_do_nothing(index_elements=keys)
     from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
-    return sqlite_insert(target).values(**values).on_conflict_do_nothing(index_elements=keys)
+    return sqlite_insert(target).values(values).on_conflict_do_nothing(index_elements=keys)
 
 
 def insert_ignore(session: Session, table: Any, values: dict[str, Any], keys: list[str]) -> bool:
     """INSERT ... ON CONFLICT (keys) DO NOTHING on Postgres and SQLite; True when a row went in."""
     result = session.execute(_insert_ignore_stmt(session, table, values, keys))
     return bool(getattr(result, "rowcount", 0))
+
+
+def insert_ignore_many(
+    session: Session, table: Any, rows: list[dict[str, Any]], keys: list[str], *returning: Any
+) -> list[Any]:
+    """Many rows in one statement, those on a conflict left out: the ``returning`` columns of
+    each row that went in."""
+    if not rows:
+        return []
+    statement = _insert_ignore_stmt(session, table, rows, keys).returning(*returning)
+    return list(session.execute(statement).all())
 
 
 def insert_ignore_returning(

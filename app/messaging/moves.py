@@ -32,7 +32,7 @@ class Move:
 
     message_id: str
     tenant_id: str
-    from_status: str
+    from_status: str | None  # None: a new message's birth in pending
     to_status: str
     outcome: Outcome
     source: str

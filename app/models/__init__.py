@@ -5,6 +5,7 @@ from app.models.account import ChannelAccount, WebhookSecret
 from app.models.analytics import DeliveryRollup
 from app.models.audit import AuditCheckpoint, AuditEvent, AuditHead
 from app.models.base import Base
+from app.models.campaign import Campaign, CampaignRecipient
 from app.models.contact import ConsentRecord, Contact, Erasure, Suppression
 from app.models.crm import CrmConnection, CrmSync
 from app.models.inbox import InboxItem
@@ -19,6 +20,8 @@ __all__ = [
     "AuditEvent",
     "AuditHead",
     "Base",
+    "Campaign",
+    "CampaignRecipient",
     "ChannelAccount",
     "ConsentRecord",
     "ConsoleAction",

@@ -34,6 +34,8 @@ class Message(TenantScoped, Timestamped, Base):
             postgresql_where=text("status = 'scheduled'"),
             sqlite_where=text("status = 'scheduled'"),
         ),
+        # A campaign's messages by status: its counts, and what a pause or a cancel holds back.
+        Index("ix_messages_campaign_status", "campaign_id", "status"),
         Index(
             "ix_messages_queued_lane",
             "priority",
@@ -80,6 +82,8 @@ class Message(TenantScoped, Timestamped, Base):
     template_version: Mapped[int | None] = mapped_column(default=None)
     template_locale: Mapped[str | None] = mapped_column(String(35), default=None)
     alternates: Mapped[str | None] = mapped_column(Encrypted(), default=None)
+    # One recipient of a campaign (app.messaging.campaigns), or None.
+    campaign_id: Mapped[str | None] = mapped_column(String(40), default=None)
     # When the tenant's privacy mode (or the provider's end-to-end encryption) removed the
     # body, media and alternates.
     body_removed_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), default=None)

@@ -121,6 +121,8 @@ PUBLIC_TASK_NAMES = {
     "dispatch_lane",
     "dispatch_message",
     "enforce_privacy",
+    "expand_campaign",
+    "expand_running_campaigns",
     "expire_messages",
     "process_inbox_item",
     "purge_inbox",

@@ -1,0 +1,1 @@
+"""Campaigns: one request for a list of recipients; each recipient becomes a message."""

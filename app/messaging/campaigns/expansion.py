@@ -1,0 +1,373 @@
+"""A running campaign's recipients becoming messages: a batch at a time, set-based.
+
+Each batch is one transaction: the campaign's row locked (a pause or a cancel waits for the
+batch, and a batch sees a pause that came first), its pending recipients claimed, their
+contacts found or created in two statements, their consent read in two, the policy asked for
+each in memory (consent, quiet hours in the recipient's zone, the TTL), then the messages,
+their first events and one coalescing dispatch wake written in bulk. A worker killed
+mid-batch leaves the batch as it was: the recipients are still ``pending``, and the next
+expansion makes each a message exactly once.
+
+Each message is like any other from then on: the same state machine, claims, receipts, CRM
+writes and analytics; consent, quiet hours and the TTL are checked again at each claim.
+A campaign's own rate spaces its messages: the n-th is due at ``start + n / rate``.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import bindparam, insert, select, update
+from sqlalchemy.orm import Session
+
+from app.content import store as templates
+from app.content import templates as t
+from app.content.sending import channel_content, parsed_version
+from app.content.store import TemplateProblem
+from app.content.variables import SHORT_CODE_LENGTH
+from app.domain.channels import Channel
+from app.domain.clock import utcnow
+from app.domain.ids import new_id
+from app.domain.phones import timezone_for
+from app.domain.queues import lane_for
+from app.domain.segments import count_segments
+from app.domain.statuses import Outcome, Status
+from app.infra.broker import TaskNames
+from app.infra.db import Database, insert_ignore_many
+from app.infra.outbox import enqueue
+from app.messaging.compliance.consent import states_for
+from app.messaging.compliance.policy import Candidate, Verdict, decide_with
+from app.messaging.intake.accept import first_status
+from app.messaging.intake.routing import NoRoute, choose_route
+from app.messaging.moves import Move, write_events
+from app.models import Campaign, CampaignRecipient, Contact, Message, ShortLink, Tenant
+from config import Settings
+
+_MESSAGES: Any = Message.__table__
+_CONTACTS: Any = Contact.__table__
+_RECIPIENTS: Any = CampaignRecipient.__table__
+_LINKS: Any = ShortLink.__table__
+
+
+@dataclass(frozen=True)
+class Expanded:
+    """One batch: messages made, recipients skipped, and whether any are left."""
+
+    made: int
+    skipped: int
+    more: bool
+
+
+def _contacts(session: Session, tenant_id: str, phones: dict[str, str]) -> dict[str, Contact]:
+    """Each phone's contact, by blind index: found, or created (two statements at most)."""
+    wanted = {index: phone for phone, index in phones.items()}
+    found = {
+        c.phone_index: c
+        for c in session.scalars(
+            select(Contact).where(Contact.tenant_id == tenant_id, Contact.phone_index.in_(wanted))
+        )
+    }
+    missing: list[dict[str, Any]] = [
+        {
+            "id": new_id("con"),
+            "tenant_id": tenant_id,
+            "phone": phone,  # the column type encrypts it
+            "phone_index": index,
+            "timezone": timezone_for(phone),
+            "locale": None,
+            "crm_refs": {},
+            "created_at": utcnow(),
+        }
+        for index, phone in wanted.items()
+        if index not in found
+    ]
+    if missing:
+        insert_ignore_many(
+            session, _CONTACTS, missing, ["tenant_id", "phone_index"], _CONTACTS.c.id
+        )
+        for c in session.scalars(
+            select(Contact).where(
+                Contact.tenant_id == tenant_id,
+                Contact.phone_index.in_([m["phone_index"] for m in missing]),
+            )
+        ):
+            found[c.phone_index] = c
+    return found
+
+
+class _Renderer:
+    """A template campaign's content per recipient, from its pinned version (parsed once)."""
+
+    def __init__(self, session: Session, campaign: Campaign, base_url: str) -> None:
+        template = templates.find(session, campaign.tenant_id, campaign.template_id or "")
+        assert template is not None and campaign.template_version is not None
+        version = templates.version_of(session, template, campaign.template_version)
+        self.ready = parsed_version(session, version.id)
+        self.base_url = base_url
+
+    def render(
+        self, channels: list[Channel], variables: dict[str, Any], locale: str | None
+    ) -> tuple[str, dict[str, dict[str, Any]], list[tuple[str, str]]]:
+        links: list[tuple[str, str]] = []
+
+        def link(url: str) -> str:
+            code = secrets.token_urlsafe(SHORT_CODE_LENGTH * 3 // 4)
+            links.append((code, url))
+            return f"{self.base_url}/s/{code}"
+
+        tag, rendered = templates.render_version(self.ready, variables, locale, link)
+        alternates = {str(k): channel_content(k, rendered) for k in channels}
+        for content in alternates.values():
+            if content["body"] is not None and len(content["body"]) > t.MAX_TEXT:
+                raise TemplateProblem([])
+        return tag, alternates, links
+
+
+def expand_batch(db: Database, settings: Settings, campaign_id: str, size: int) -> Expanded:
+    """Make up to ``size`` of the campaign's pending recipients into messages, in one
+    transaction. Nothing happens unless the campaign is running."""
+    with db.session() as session:
+        campaign = session.get(Campaign, campaign_id, with_for_update=True)
+        if campaign is None or campaign.status != "running":
+            return Expanded(0, 0, False)
+        tenant = session.get(Tenant, campaign.tenant_id)
+        assert tenant is not None
+        query = (
+            select(CampaignRecipient)
+            .where(
+                CampaignRecipient.campaign_id == campaign_id,
+                CampaignRecipient.state == "pending",
+            )
+            .order_by(CampaignRecipient.id)
+            .limit(size)
+        )
+        recipients = list(session.scalars(query))
+        if not recipients:
+            _finish(session, campaign)
+            session.commit()
+            return Expanded(0, 0, False)
+        now = utcnow()
+        try:
+            account_id, channel = choose_route(
+                session, tenant.id, list(campaign.channels), campaign.account_id
+            )
+        except NoRoute as exc:
+            _skip_all(session, recipients, exc.reason)
+            session.commit()
+            return Expanded(0, len(recipients), True)
+        made, skipped = _make(
+            session, settings, tenant, campaign, recipients, account_id, channel, now
+        )
+        more = len(recipients) == size
+        if not more:
+            _finish(session, campaign)
+        session.commit()
+        return Expanded(made, skipped, more)
+
+
+def _make(
+    session: Session,
+    settings: Settings,
+    tenant: Tenant,
+    campaign: Campaign,
+    recipients: list[CampaignRecipient],
+    account_id: str,
+    channel: Channel,
+    now: datetime,
+) -> tuple[int, int]:
+    phones = {r.phone: r.phone_index for r in recipients}
+    contacts = _contacts(session, tenant.id, phones)
+    keys = {(tenant.id, c.phone_index, channel) for c in contacts.values()}
+    consent = states_for(session, keys)
+    renderer = (
+        _Renderer(session, campaign, settings.public_base_url) if campaign.template_id else None
+    )
+    ttl = timedelta(seconds=campaign.ttl_seconds or settings.default_ttl_seconds)
+    channels = list(campaign.channels)
+    lane = lane_for(campaign.priority)
+    body_count = count_segments(campaign.body or "")
+    messages: list[dict[str, Any]] = []
+    moves: list[Move] = []
+    links: list[dict[str, Any]] = []
+    done: list[dict[str, Any]] = []
+    queued_id: str | None = None
+    skipped = 0
+    order = campaign.made
+    for recipient in recipients:
+        contact = contacts[recipient.phone_index]
+        due = _slot(campaign, order, now)
+        candidate = Candidate(
+            channel=channel,
+            priority=campaign.priority,
+            quiet_hours=campaign.quiet_hours,
+            send_at=due,
+        )
+        decision = decide_with(
+            tenant,
+            contact.timezone,
+            consent[(tenant.id, contact.phone_index, channel)],
+            candidate,
+            now,
+            "intake",
+        )
+        if decision.verdict is Verdict.REFUSE:
+            done.append(
+                {"rid": recipient.id, "state": "skipped", "reason": decision.reason, "mid": None}
+            )
+            skipped += 1
+            continue
+        expires_at = max(now, due or now) + ttl
+        status, reason, not_before = first_status(decision, expires_at)
+        body, media, alternates, locale = campaign.body, None, None, None
+        count = body_count
+        if renderer is not None:
+            try:
+                locale, rendered, found_links = renderer.render(
+                    channels, recipient.variables_dict, contact.locale
+                )
+            except TemplateProblem:
+                done.append(
+                    {
+                        "rid": recipient.id,
+                        "state": "skipped",
+                        "reason": "content_rejected",
+                        "mid": None,
+                    }
+                )
+                skipped += 1
+                continue
+            first = rendered[channels[0]]
+            body = first["body"]
+            media = json.dumps(first["media"]) if first["media"] else None
+            same = all(
+                (c["body"], c["media"]) == (first["body"], first["media"]) and len(c) == 2
+                for c in rendered.values()
+            )
+            alternates = None if same else json.dumps(rendered)
+            count = count_segments(body or "")
+            links.extend(
+                {"code": code, "tenant_id": tenant.id, "url": url, "created_at": now}
+                for code, url in found_links
+            )
+        message_id = new_id("msg")
+        order += 1
+        messages.append(
+            {
+                "id": message_id,
+                "tenant_id": tenant.id,
+                "direction": "outbound",
+                "channel": channel,
+                "channels": channels,
+                "account_id": account_id,
+                "contact_id": contact.id,
+                "body": body,  # the column types encrypt body and alternates
+                "media": media,
+                "priority": campaign.priority,
+                "status": status.value,
+                "status_reason": reason,
+                "attempts": 0,
+                "throttles": 0,
+                "not_before": not_before,
+                "expires_at": expires_at,
+                "segments": count.segments,
+                "encoding": count.encoding,
+                "quiet_hours": campaign.quiet_hours,
+                "external_ref": recipient.reference,
+                "metadata": {},
+                "template_id": campaign.template_id,
+                "template_version": campaign.template_version,
+                "template_locale": locale,
+                "alternates": alternates,
+                "campaign_id": campaign.id,
+                "created_at": now,
+                "updated_at": now,
+            }
+        )
+        policy = {"policy": decision.as_data()}
+        moves.append(_created(message_id, tenant.id, contact.id))
+        moves.append(
+            Move(
+                message_id,
+                tenant.id,
+                Status.PENDING.value,
+                status.value,
+                Outcome.APPLIED,
+                "campaign",
+                reason=reason,
+                data=policy,
+                contact_id=contact.id,
+            )
+        )
+        done.append({"rid": recipient.id, "state": "made", "reason": None, "mid": message_id})
+        if status is Status.QUEUED and queued_id is None:
+            queued_id = message_id
+    if messages:
+        session.execute(insert(_MESSAGES), messages)
+    if links:
+        session.execute(insert(_LINKS), links)
+    write_events(session, moves, now)
+    session.execute(
+        update(_RECIPIENTS)
+        .where(_RECIPIENTS.c.id == bindparam("rid"))
+        .values(state=bindparam("state"), reason=bindparam("reason"), message_id=bindparam("mid")),
+        done,
+    )
+    campaign.made = order
+    campaign.updated_at = now
+    if queued_id is not None:  # one wake drains the lane for every message of the batch
+        enqueue(session, TaskNames.DISPATCH, [queued_id], lane, wake=tenant.id)
+    return len(messages), skipped
+
+
+def _created(message_id: str, tenant_id: str, contact_id: str) -> Move:
+    return Move(
+        message_id,
+        tenant_id,
+        None,
+        Status.PENDING.value,
+        Outcome.APPLIED,
+        "campaign",
+        reason="created",
+        contact_id=contact_id,
+    )
+
+
+def _slot(campaign: Campaign, order: int, now: datetime) -> datetime | None:
+    """When the campaign's n-th message is due: its send_at, then spaced by its own rate."""
+    start = max(campaign.send_at or now, campaign.started_at or now)
+    if campaign.rate_per_second is None:
+        return campaign.send_at
+    return start + timedelta(seconds=order / campaign.rate_per_second)
+
+
+def _skip_all(session: Session, recipients: list[CampaignRecipient], reason: str) -> None:
+    for recipient in recipients:
+        recipient.state = "skipped"
+        recipient.reason = reason
+
+
+def running_with_recipients_left(session: Session, limit: int = 100) -> list[str]:
+    """Running campaigns with a recipient still pending: beat wakes each one's expansion."""
+    left = (
+        select(CampaignRecipient.id)
+        .where(CampaignRecipient.campaign_id == Campaign.id, CampaignRecipient.state == "pending")
+        .exists()
+    )
+    return list(
+        session.scalars(
+            select(Campaign.id)
+            .where(Campaign.status == "running", left)
+            .order_by(Campaign.id)
+            .limit(limit)
+        )
+    )
+
+
+def _finish(session: Session, campaign: Campaign) -> None:
+    """Every recipient is a message or skipped: the campaign is complete."""
+    campaign.status = "completed"
+    campaign.finished_at = utcnow()
