@@ -30,6 +30,7 @@ from app.messaging.compliance.consent import current_state, history
 from app.messaging.contacts import find_contact
 from app.messaging.states import apply_transition
 from app.models import (
+    CampaignRecipient,
     ChannelAccount,
     ConsentRecord,
     Contact,
@@ -99,9 +100,30 @@ def erase(session: Session, tenant_id: str, phone: str, requested_by: str | None
         .with_for_update()
     )
     consents = history(session, tenant_id, indexes)
-    if contact is None and not consents:
+    recipients = list(
+        session.scalars(
+            select(CampaignRecipient)
+            .where(
+                CampaignRecipient.tenant_id == tenant_id,
+                CampaignRecipient.phone_index.in_(indexes),
+            )
+            .with_for_update()
+        )
+    )
+    if contact is None and not consents and not recipients:
         return None
     counts: dict[str, int] = {"messages": 0, "events": 0, "consents": len(consents)}
+    # A campaign's rows for the number: no message is made of a pending one, none keeps it.
+    for recipient in recipients:
+        if recipient.state == "pending":
+            recipient.state = "skipped"
+            recipient.reason = StatusReason.RECIPIENT_ERASED.value
+        recipient.phone = ""
+        recipient.phone_index = f"erased:{recipient.id}"
+        recipient.variables = None
+        recipient.reference = None
+    if recipients:
+        counts["campaign_recipients"] = len(recipients)
     opted_out = [
         c for c in ("sms", "mms", "rcs") if current_state(session, tenant_id, indexes, c).opted_out
     ]

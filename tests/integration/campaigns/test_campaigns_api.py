@@ -387,3 +387,21 @@ def test_lookups_refuse_what_is_not_a_campaign(
         "/v1/campaigns", data="x", headers={**ctx.headers, "Content-Type": "text/plain"}
     )
     assert text.status_code == 415
+
+
+def test_an_erased_number_leaves_no_trace_in_a_campaign(
+    client: FlaskClient, db: Database, settings: Settings
+) -> None:
+    ctx = make_tenant_ctx(db, scopes=("messages:write", "messages:read", "admin"))
+    rows = [{"to": NUMBERS[0], "reference": "ada-lovelace"}, {"to": NUMBERS[1]}]
+    r = post(client, ctx, {"body": "hi", "recipients": rows})
+    campaign_id = r.get_json()["id"]
+    erased = client.delete(f"/v1/contacts?phone=%2B{NUMBERS[0][1:]}", headers=ctx.headers)
+    assert erased.status_code == 200, erased.get_json()
+    assert erased.get_json()["counts"]["campaign_recipients"] == 1
+    assert expand(db, settings, campaign_id) == 1  # no message is made for the erased one
+    page = client.get(f"/v1/campaigns/{campaign_id}/recipients", headers=ctx.headers).get_json()
+    assert [(p["to"], p["reference"], p["state"], p["reason"]) for p in page["data"]] == [
+        ("", None, "skipped", "recipient_erased"),
+        (NUMBERS[1], None, "made", None),
+    ]
