@@ -185,7 +185,10 @@ CONNECTION_ID = {
 
 @cache
 def build() -> dict[str, Any]:
-    _, top = models_json_schema(_MODELS, ref_template=REF)
+    # Imported here: that module builds on this one's helpers.
+    from app.api.openapi_campaigns import MODELS, campaign_paths
+
+    _, top = models_json_schema([*_MODELS, *MODELS], ref_template=REF)
     components = top.get("$defs", {})
     paths: dict[str, Any] = {
         "/v1/messages": {
@@ -494,6 +497,7 @@ def build() -> dict[str, Any]:
             }
         },
     }
+    paths.update(campaign_paths())
     return {
         "openapi": "3.1.0",
         "info": {

@@ -4,6 +4,7 @@ One module per family of commands; importing them attaches them to ``main``.
 """
 
 from app.cli import (  # noqa: F401  (registers the commands)
+    campaigns,
     console,
     crm,
     ops,

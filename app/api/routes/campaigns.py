@@ -17,7 +17,7 @@ from typing import Any
 
 from flask import Blueprint, current_app, g, request
 from pydantic import ValidationError
-from sqlalchemy import func, select
+from sqlalchemy import select
 from werkzeug.exceptions import RequestEntityTooLarge
 
 from app.api.auth import require_scope
@@ -31,18 +31,10 @@ from app.messaging.campaigns import progress
 from app.messaging.campaigns.control import NotAllowed, control, owe_expansion
 from app.messaging.campaigns.rows import Checked, FileProblem, Row, csv_rows, json_rows
 from app.messaging.campaigns.spec import CampaignSpec, spec_from_query
-from app.messaging.campaigns.store import (
-    CampaignConflict,
-    NotOpen,
-    add_recipients,
-    bind_template,
-    note_invalid,
-    open_campaign,
-    undo_upload,
-)
+from app.messaging.campaigns.store import Bound, CampaignConflict, NotOpen, Uploaded, open_campaign
+from app.messaging.campaigns.submit import finish, upload
 from app.messaging.intake.routing import NoRoute
 from app.models import Campaign, CampaignRecipient, Tenant
-from app.security import audit
 from config import Settings
 
 bp = Blueprint("campaigns", __name__, url_prefix="/v1/campaigns")
@@ -103,51 +95,32 @@ def _load(campaign_id: str, lock: bool = False) -> Campaign:
     return campaign
 
 
-def _bounded(rows: Iterator[Row], campaign_id: str) -> Iterator[Row]:
-    """The rows, until the campaign would hold more than CAMPAIGN_MAX_RECIPIENTS."""
-    limit = _settings().campaign_max_recipients
-    with get_db().session() as session:
-        held = int(
-            session.scalar(select(func.count()).where(CampaignRecipient.campaign_id == campaign_id))
-            or 0
-        )
-    for n, row in enumerate(rows, start=held + 1):
-        if n > limit:
-            raise FileProblem(
-                "too_many_recipients",
-                f"a campaign takes at most {limit} recipients; start another for the rest",
-                row=row.number,
-            )
-        yield row
-
-
 def _upload(
     tenant: Tenant, campaign: Campaign, recipients: Any, created: bool, replay: bool = False
-) -> tuple[dict[str, Any], Checked]:
+) -> tuple[Uploaded, Checked]:
     """Check and write this request's rows; a file that cannot be read writes nothing."""
-    bound = bind_template(request_session(), campaign)
-    checked = Checked()
+    campaign_id = campaign.id
     request_session().close()  # each batch has a transaction of its own
-    written: list[int] = []
+
+    def source(bound: Bound, checked: Checked) -> Iterator[Row]:
+        if recipients is None:
+            return csv_rows(request.stream, bound.check, checked, bound.convert)
+        return json_rows(recipients, bound.check, checked)
+
     try:
-        rows = (
-            csv_rows(request.stream, bound.check, checked, bound.convert)
-            if recipients is None
-            else json_rows(recipients, bound.check, checked)
-        )
-        uploaded = add_recipients(
+        return upload(
             get_db(),
             tenant,
-            campaign.id,
-            _bounded(rows, campaign.id),
-            written,
-            count_duplicates=not replay,
+            campaign_id,
+            source,
+            limit=_settings().campaign_max_recipients,
+            created=created,
+            replay=replay,
+            undo_on=(FileProblem, RequestEntityTooLarge),
         )
     except FileProblem as exc:
-        undo_upload(get_db(), campaign.id, written, created)
         raise _file_problem(exc) from None
     except RequestEntityTooLarge:
-        undo_upload(get_db(), campaign.id, written, created)
         raise Problem(
             413,
             "too_large",
@@ -157,17 +130,15 @@ def _upload(
         raise Problem(
             409, "campaign_closed", "recipients go only to a draft, running or paused campaign"
         ) from None
-    note_invalid(get_db(), campaign.id, checked)
-    return uploaded.as_dict(checked), checked
 
 
-def _answer(campaign_id: str, upload: dict[str, Any] | None, status: int) -> Any:
+def _answer(campaign_id: str, upload_view: dict[str, Any] | None, status: int) -> Any:
     session = request_session()
     campaign = session.get(Campaign, campaign_id)
     assert campaign is not None
     body = progress.view(campaign, progress.counts(session, campaign))
-    if upload is not None:
-        body["upload"] = upload
+    if upload_view is not None:
+        body["upload"] = upload_view
     return body, status, {"Location": f"/v1/campaigns/{campaign_id}"}
 
 
@@ -219,35 +190,29 @@ def create_campaign() -> Any:
         raise Problem(422, exc.reason, exc.detail, errors=errors) from None
     campaign_id = campaign.id
     session.commit()
-    upload, checked = _upload(tenant, campaign, spec.recipients, created, replay=not created)
-    session = request_session()
-    locked = session.get(Campaign, campaign_id, with_for_update=True)
-    assert locked is not None
-    if created:
-        audit.append(
-            session,
-            tenant_id=tenant.id,
-            actor=g.actor,
-            action="campaign.create",
-            target=campaign_id,
-            change={"accepted": upload["accepted"], "invalid": upload["invalid"]},
-        )
-    started = False
-    if spec.start and checked.error_count == 0 and locked.status == "draft":
-        control(session, locked, "start", g.actor)
-        started = True
-    session.commit()
+    uploaded, checked = _upload(tenant, campaign, spec.recipients, created, replay=not created)
+    started = finish(
+        get_db(),
+        tenant.id,
+        campaign_id,
+        uploaded,
+        checked,
+        created=created,
+        start=spec.start,
+        actor=g.actor,
+    )
+    upload_view = uploaded.as_dict(checked)
     if spec.start and checked.error_count:
         problem = Problem(
             422,
             "rows_invalid",
             f"{checked.error_count} rows have errors: the campaign is kept as a draft; "
             "add the corrected rows and start it",
-            errors=upload["errors"],
-            extra={"campaign_id": campaign_id, "upload": upload},
+            errors=upload_view["errors"],
+            extra={"campaign_id": campaign_id, "upload": upload_view},
         )
         raise problem
-    return _answer(campaign_id, upload, 202 if started else 201 if created else 200)
+    return _answer(campaign_id, upload_view, 202 if started else 201 if created else 200)
 
 
 @bp.post("/<campaign_id>/recipients")
@@ -273,16 +238,16 @@ def add_to_campaign(campaign_id: str) -> Any:
                 ],
             )
         recipients = payload["recipients"]
-    upload, _ = _upload(g.tenant, campaign, recipients, created=False)
+    uploaded, checked = _upload(g.tenant, campaign, recipients, created=False)
     session = request_session()
     locked = session.get(Campaign, campaign_id, with_for_update=True)
     assert locked is not None
-    if upload["accepted"] and locked.status in ("running", "completed"):
+    if uploaded.added and locked.status in ("running", "completed"):
         locked.status = "running"
         locked.finished_at = None
         owe_expansion(session, campaign_id)
     session.commit()
-    return _answer(campaign_id, upload, 200)
+    return _answer(campaign_id, uploaded.as_dict(checked), 200)
 
 
 def _control(campaign_id: str, action: str) -> Any:
