@@ -58,6 +58,7 @@ bench: $(STAMP)
 	$(BIN)/python scripts/bench/templates.py
 	$(BIN)/python scripts/bench/audit.py
 	$(BIN)/python scripts/bench/guard.py
+	$(BIN)/python scripts/bench/campaigns.py
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache .hypothesis
