@@ -296,9 +296,10 @@ def build() -> dict[str, Any]:
                     _query("start", "ISO 8601; default a week (day) or a day (hour) back."),
                     _query("end", "ISO 8601; default now."),
                     _query("bucket", "hour or day.", type="string", enum=["hour", "day"]),
-                    _query("by", "Comma-separated: tenant, account, channel."),
+                    _query("by", "Comma-separated: tenant, account, channel, campaign."),
                     _query("account_id", "Only this account."),
                     _query("channel", "Only this channel.", type="string", enum=list(CHANNELS)),
+                    _query("campaign_id", "Only this campaign's messages."),
                 ],
             )
         },

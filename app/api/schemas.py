@@ -170,6 +170,7 @@ class AnalyticsRow(BaseModel):
     tenant_id: str | None = None
     account_id: str | None = None
     channel: Channel | None = None
+    campaign_id: str | None = None
     sent: int
     delivered: int
     failed: int

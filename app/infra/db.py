@@ -126,13 +126,14 @@ def _insert_ignore_stmt(
 ) -> Any:
     """INSERT ... ON CONFLICT (keys) DO NOTHING, in the session's dialect (one row or many,
     in one multi-row statement)."""
-    if session.get_bind().dialect.name == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert as pg_insert
-
-        return pg_insert(target).values(values).on_conflict_do_nothing(index_elements=keys)
+    from sqlalchemy.dialects.postgresql import insert as pg_insert
     from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
-    return sqlite_insert(target).values(values).on_conflict_do_nothing(index_elements=keys)
+    postgres = session.get_bind().dialect.name == "postgresql"
+    statement: Any = pg_insert(target) if postgres else sqlite_insert(target)
+    if values:  # else the rows come as the executemany's parameters
+        statement = statement.values(values)
+    return statement.on_conflict_do_nothing(index_elements=keys)
 
 
 def insert_ignore(session: Session, table: Any, values: dict[str, Any], keys: list[str]) -> bool:
@@ -148,8 +149,10 @@ def insert_ignore_many(
     each row that went in."""
     if not rows:
         return []
-    statement = _insert_ignore_stmt(session, table, rows, keys).returning(*returning)
-    return list(session.execute(statement).all())
+    # One statement compiled once and run as an executemany: SQLAlchemy sends it as multi-row
+    # INSERTs of up to a thousand rows ("insertmanyvalues"), RETURNING from each.
+    statement = _insert_ignore_stmt(session, table, {}, keys).returning(*returning)
+    return list(session.execute(statement, rows).all())
 
 
 def insert_ignore_returning(

@@ -14,7 +14,8 @@ from app.models.types import UTCDateTime
 
 
 class DeliveryRollup(Base):
-    """One tenant's, account's and channel's figures for one hour (UTC), recomputed whole.
+    """One tenant's, account's, channel's and campaign's figures for one hour (UTC), recomputed
+    whole.
 
     ``counts``: sent, delivered, failed, undelivered, replies, opt_outs, and
     ``reasons`` ({"failed": {reason: n}, "undelivered": {...}}). ``latencies``: how
@@ -27,6 +28,8 @@ class DeliveryRollup(Base):
     hour: Mapped[datetime] = mapped_column(UTCDateTime(), primary_key=True)
     account_id: Mapped[str] = mapped_column(String(40), primary_key=True)
     channel: Mapped[str] = mapped_column(String(8), primary_key=True)
+    # The campaign its messages belong to; '' for messages of none.
+    campaign_id: Mapped[str] = mapped_column(String(40), primary_key=True, server_default="")
     counts: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     latencies: Mapped[list[int]] = mapped_column(JSON, default=list)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)

@@ -34,7 +34,7 @@ OUTCOMES = ("sent", "delivered", "failed", "undelivered", "replies", "opt_outs")
 SENT_FROM = "dispatched"
 SENT_TO = ("accepted", "sent", "delivered", "read")
 Bucket = Literal["hour", "day"]
-GROUPS = ("tenant", "account", "channel")
+GROUPS = ("tenant", "account", "channel", "campaign")
 MAX_RANGE = timedelta(days=92)
 
 
@@ -71,6 +71,7 @@ def _events_of_hour(session: Session, tenant_id: str, hour: datetime) -> Iterabl
         select(
             Message.account_id,
             Message.channel,
+            Message.campaign_id,
             Message.created_at,
             MessageEvent.kind,
             MessageEvent.from_status,
@@ -92,12 +93,23 @@ def _events_of_hour(session: Session, tenant_id: str, hour: datetime) -> Iterabl
     )
 
 
-def compute_hour(session: Session, tenant_id: str, hour: datetime) -> dict[tuple[str, str], _Cell]:
-    cells: dict[tuple[str, str], _Cell] = defaultdict(_Cell.empty)
-    for account, channel, created, kind, from_s, to_s, reason, at, data in _events_of_hour(
-        session, tenant_id, hour
-    ):
-        cell = cells[(account, channel)]
+def compute_hour(
+    session: Session, tenant_id: str, hour: datetime
+) -> dict[tuple[str, str, str], _Cell]:
+    cells: dict[tuple[str, str, str], _Cell] = defaultdict(_Cell.empty)
+    for (
+        account,
+        channel,
+        campaign,
+        created,
+        kind,
+        from_s,
+        to_s,
+        reason,
+        at,
+        data,
+    ) in _events_of_hour(session, tenant_id, hour):
+        cell = cells[(account, channel, campaign or "")]
         if kind == "opted_out":
             if not (data or {}).get("already"):
                 cell.counts["opt_outs"] += 1
@@ -134,13 +146,14 @@ def rollup(session: Session, hours: int = 3, now: datetime | None = None) -> int
                     DeliveryRollup.tenant_id == tenant_id, DeliveryRollup.hour == hour
                 )
             )
-            for (account, channel), cell in cells.items():
+            for (account, channel, campaign), cell in cells.items():
                 session.add(
                     DeliveryRollup(
                         tenant_id=tenant_id,
                         hour=hour,
                         account_id=account,
                         channel=channel,
+                        campaign_id=campaign,
                         counts=cell.counts,
                         latencies=cell.latencies,
                         updated_at=now,
@@ -180,8 +193,9 @@ def query(
     by: tuple[str, ...] = (),
     account_id: str | None = None,
     channel: str | None = None,
+    campaign_id: str | None = None,
 ) -> list[dict[str, Any]]:
-    """Figures per ``bucket`` (and per each of ``by``: tenant, account, channel) between
+    """Figures per ``bucket`` (and per each of ``by``: tenant, account, channel, campaign) between
     ``start`` and ``end`` (UTC hours; ``end`` excluded)."""
     if end <= start:
         raise ValueError("end must be after start")
@@ -196,10 +210,17 @@ def query(
         stmt = stmt.where(DeliveryRollup.account_id == account_id)
     if channel is not None:
         stmt = stmt.where(DeliveryRollup.channel == channel)
+    if campaign_id is not None:
+        stmt = stmt.where(DeliveryRollup.campaign_id == campaign_id)
     cells: dict[tuple[datetime, *tuple[Any, ...]], _Cell] = defaultdict(_Cell.empty)
     for row in session.scalars(stmt):
         period = row.hour if bucket == "hour" else row.hour.replace(hour=0)
-        parts = {"tenant": row.tenant_id, "account": row.account_id, "channel": row.channel}
+        parts = {
+            "tenant": row.tenant_id,
+            "account": row.account_id,
+            "channel": row.channel,
+            "campaign": row.campaign_id or None,
+        }
         key: tuple[datetime, *tuple[Any, ...]] = (period, *(parts[name] for name in by))
         cells[key].add(row.counts, row.latencies)
     result = []

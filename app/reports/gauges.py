@@ -118,3 +118,16 @@ class DatabaseGauges(Collector):
             dead.add_metric(labels, connection["dead"])
         yield backlog
         yield dead
+
+        campaigns = GaugeMetricFamily(
+            "switchboard_campaigns", "Campaigns, by status.", labels=["status"]
+        )
+        for status in ("draft", "running", "paused", "canceled", "completed"):
+            campaigns.add_metric([status], found.campaigns.get(status, 0))
+        yield campaigns
+        pending = GaugeMetricFamily(
+            "switchboard_campaign_recipients_pending",
+            "Recipients of campaigns not yet made into messages.",
+        )
+        pending.add_metric([], found.campaign_recipients_pending)
+        yield pending

@@ -20,7 +20,7 @@ from app.crm.syncs import budget_view
 from app.domain.clock import utcnow
 from app.infra.ratelimit import RateLimiter
 from app.messaging.recovery.stuck import Window, stuck_filter
-from app.models import CrmConnection, CrmSync, InboxItem, Message
+from app.models import Campaign, CampaignRecipient, CrmConnection, CrmSync, InboxItem, Message
 
 LANES = ("urgent", "normal", "bulk")
 IN_FLIGHT = ("dispatched",)
@@ -65,6 +65,9 @@ class Overview:
     receipts_waiting: int
     crm: list[dict[str, Any]]
     totals: dict[str, int] = field(default_factory=dict)
+    # Campaigns by status, and the recipients of open ones not yet made into messages.
+    campaigns: dict[str, int] = field(default_factory=dict)
+    campaign_recipients_pending: int = 0
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -77,6 +80,10 @@ class Overview:
             "dead": self.dead,
             "receipts": {"parked": self.receipts_parked, "waiting": self.receipts_waiting},
             "crm": self.crm,
+            "campaigns": {
+                "by_status": self.campaigns,
+                "recipients_pending": self.campaign_recipients_pending,
+            },
         }
 
 
@@ -229,6 +236,23 @@ def overview(
         receipts_parked=int(receipts.get(True, 0)),
         receipts_waiting=int(receipts.get(False, 0)),
         crm=crm_backlog(session, limiter, tenant_id),
+    )
+    overview.campaigns = {
+        status: int(n)
+        for status, n in session.execute(
+            scoped(select(Campaign.status, func.count()), Campaign.tenant_id).group_by(
+                Campaign.status
+            )
+        )
+    }
+    overview.campaign_recipients_pending = int(
+        session.scalar(
+            scoped(
+                select(func.count()).where(CampaignRecipient.state == "pending"),
+                CampaignRecipient.tenant_id,
+            )
+        )
+        or 0
     )
     overview.totals = {
         "queued": sum(r.queued for r in lanes),

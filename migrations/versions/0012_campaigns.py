@@ -1,4 +1,5 @@
-"""Campaigns: a send to a list of recipients, its recipients, and each message's campaign
+"""Campaigns: a send to a list of recipients, its recipients, each message's campaign, and
+analytics by campaign
 
 Revision ID: 0012
 Revises: 0011
@@ -73,9 +74,23 @@ def upgrade() -> None:
         batch.add_column(sa.Column("campaign_id", sa.String(40)))
     # A campaign's messages by status: its counts, and what a pause or a cancel holds back.
     op.create_index("ix_messages_campaign_status", "messages", ["campaign_id", "status"])
+    # Analytics by campaign: the hourly rollup gains the campaign ('' for none) in its key.
+    with op.batch_alter_table("delivery_rollups") as batch:
+        batch.add_column(sa.Column("campaign_id", sa.String(40), nullable=False, server_default=""))
+        batch.drop_constraint("pk_delivery_rollups", type_="primary")
+        batch.create_primary_key(
+            "pk_delivery_rollups", ["tenant_id", "hour", "account_id", "channel", "campaign_id"]
+        )
 
 
 def downgrade() -> None:
+    op.execute("DELETE FROM delivery_rollups")  # beat recomputes the recent hours
+    with op.batch_alter_table("delivery_rollups") as batch:
+        batch.drop_constraint("pk_delivery_rollups", type_="primary")
+        batch.drop_column("campaign_id")
+        batch.create_primary_key(
+            "pk_delivery_rollups", ["tenant_id", "hour", "account_id", "channel"]
+        )
     op.drop_index("ix_messages_campaign_status", table_name="messages")
     with op.batch_alter_table("messages") as batch:
         batch.drop_column("campaign_id")

@@ -62,6 +62,7 @@ def figures() -> Any:
             by=by,
             account_id=request.args.get("account_id"),
             channel=channel,
+            campaign_id=request.args.get("campaign_id"),
         )
     except ValueError as exc:
         raise _bad("start", str(exc)) from None

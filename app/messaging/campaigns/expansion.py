@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import bindparam, insert, select, update
+from sqlalchemy import bindparam, insert, select, text, update
 from sqlalchemy.orm import Session
 
 from app.content import store as templates
@@ -29,6 +29,7 @@ from app.content import templates as t
 from app.content.sending import channel_content, parsed_version
 from app.content.store import TemplateProblem
 from app.content.variables import SHORT_CODE_LENGTH
+from app.crm.owed import FINAL_FOR_CRM
 from app.domain.channels import Channel
 from app.domain.clock import utcnow
 from app.domain.ids import new_id
@@ -62,15 +63,26 @@ class Expanded:
     more: bool
 
 
-def _contacts(session: Session, tenant_id: str, phones: dict[str, str]) -> dict[str, Contact]:
-    """Each phone's contact, by blind index: found, or created (two statements at most)."""
+@dataclass(frozen=True)
+class _Contact:
+    id: str
+    phone_index: str
+    timezone: str | None
+    locale: str | None
+
+
+def _contacts(session: Session, tenant_id: str, phones: dict[str, str]) -> dict[str, _Contact]:
+    """Each phone's contact, by blind index: found, or created (three statements at most)."""
     wanted = {index: phone for phone, index in phones.items()}
-    found = {
-        c.phone_index: c
-        for c in session.scalars(
-            select(Contact).where(Contact.tenant_id == tenant_id, Contact.phone_index.in_(wanted))
+    columns = (Contact.id, Contact.phone_index, Contact.timezone, Contact.locale)
+
+    def found_of(indexes: list[str]) -> dict[str, _Contact]:
+        query = select(*columns).where(
+            Contact.tenant_id == tenant_id, Contact.phone_index.in_(indexes)
         )
-    }
+        return {row.phone_index: _Contact(*row) for row in session.execute(query)}
+
+    found = found_of(list(wanted))
     missing: list[dict[str, Any]] = [
         {
             "id": new_id("con"),
@@ -89,14 +101,21 @@ def _contacts(session: Session, tenant_id: str, phones: dict[str, str]) -> dict[
         insert_ignore_many(
             session, _CONTACTS, missing, ["tenant_id", "phone_index"], _CONTACTS.c.id
         )
-        for c in session.scalars(
-            select(Contact).where(
-                Contact.tenant_id == tenant_id,
-                Contact.phone_index.in_([m["phone_index"] for m in missing]),
-            )
-        ):
-            found[c.phone_index] = c
+        found.update(found_of([m["phone_index"] for m in missing]))
     return found
+
+
+@dataclass(frozen=True)
+class _Recipient:
+    id: int
+    phone: str
+    phone_index: str
+    variables: str | None
+    reference: str | None
+
+    @property
+    def variables_dict(self) -> dict[str, Any]:
+        return dict(json.loads(self.variables)) if self.variables else {}
 
 
 class _Renderer:
@@ -137,7 +156,13 @@ def expand_batch(db: Database, settings: Settings, campaign_id: str, size: int) 
         tenant = session.get(Tenant, campaign.tenant_id)
         assert tenant is not None
         query = (
-            select(CampaignRecipient)
+            select(
+                CampaignRecipient.id,
+                CampaignRecipient.phone,
+                CampaignRecipient.phone_index,
+                CampaignRecipient.variables,
+                CampaignRecipient.reference,
+            )
             .where(
                 CampaignRecipient.campaign_id == campaign_id,
                 CampaignRecipient.state == "pending",
@@ -145,7 +170,7 @@ def expand_batch(db: Database, settings: Settings, campaign_id: str, size: int) 
             .order_by(CampaignRecipient.id)
             .limit(size)
         )
-        recipients = list(session.scalars(query))
+        recipients = [_Recipient(*row) for row in session.execute(query)]
         if not recipients:
             _finish(session, campaign)
             session.commit()
@@ -174,7 +199,7 @@ def _make(
     settings: Settings,
     tenant: Tenant,
     campaign: Campaign,
-    recipients: list[CampaignRecipient],
+    recipients: list[_Recipient],
     account_id: str,
     channel: Channel,
     now: datetime,
@@ -288,7 +313,7 @@ def _make(
             }
         )
         policy = {"policy": decision.as_data()}
-        moves.append(_created(message_id, tenant.id, contact.id))
+        moves.append(_created(message_id, tenant.id))
         moves.append(
             Move(
                 message_id,
@@ -299,7 +324,8 @@ def _make(
                 "campaign",
                 reason=reason,
                 data=policy,
-                contact_id=contact.id,
+                # The CRM hears of a final status only (one born expired, say).
+                contact_id=contact.id if status.value in FINAL_FOR_CRM else None,
             )
         )
         done.append({"rid": recipient.id, "state": "made", "reason": None, "mid": message_id})
@@ -310,12 +336,7 @@ def _make(
     if links:
         session.execute(insert(_LINKS), links)
     write_events(session, moves, now)
-    session.execute(
-        update(_RECIPIENTS)
-        .where(_RECIPIENTS.c.id == bindparam("rid"))
-        .values(state=bindparam("state"), reason=bindparam("reason"), message_id=bindparam("mid")),
-        done,
-    )
+    _mark(session, done)
     campaign.made = order
     campaign.updated_at = now
     if queued_id is not None:  # one wake drains the lane for every message of the batch
@@ -323,7 +344,30 @@ def _make(
     return len(messages), skipped
 
 
-def _created(message_id: str, tenant_id: str, contact_id: str) -> Move:
+_MARK_PG = text(
+    "UPDATE campaign_recipients AS r SET state = v.state, reason = v.reason, message_id = v.mid "
+    "FROM unnest(CAST(:rid AS bigint[]), CAST(:state AS varchar[]), CAST(:reason AS varchar[]), "
+    "CAST(:mid AS varchar[])) AS v(rid, state, reason, mid) WHERE r.id = v.rid"
+)
+
+
+def _mark(session: Session, done: list[dict[str, Any]]) -> None:
+    """Each recipient's outcome: one UPDATE on Postgres (arrays), an executemany on SQLite."""
+    if not done:
+        return
+    if session.get_bind().dialect.name == "postgresql":
+        columns = {k: [d[k] for d in done] for k in ("rid", "state", "reason", "mid")}
+        session.execute(_MARK_PG, columns)
+        return
+    session.execute(
+        update(_RECIPIENTS)
+        .where(_RECIPIENTS.c.id == bindparam("rid"))
+        .values(state=bindparam("state"), reason=bindparam("reason"), message_id=bindparam("mid")),
+        done,
+    )
+
+
+def _created(message_id: str, tenant_id: str) -> Move:
     return Move(
         message_id,
         tenant_id,
@@ -332,7 +376,6 @@ def _created(message_id: str, tenant_id: str, contact_id: str) -> Move:
         Outcome.APPLIED,
         "campaign",
         reason="created",
-        contact_id=contact_id,
     )
 
 
@@ -344,10 +387,12 @@ def _slot(campaign: Campaign, order: int, now: datetime) -> datetime | None:
     return start + timedelta(seconds=order / campaign.rate_per_second)
 
 
-def _skip_all(session: Session, recipients: list[CampaignRecipient], reason: str) -> None:
-    for recipient in recipients:
-        recipient.state = "skipped"
-        recipient.reason = reason
+def _skip_all(session: Session, recipients: list[_Recipient], reason: str) -> None:
+    session.execute(
+        update(CampaignRecipient)
+        .where(CampaignRecipient.id.in_([r.id for r in recipients]))
+        .values(state="skipped", reason=reason)
+    )
 
 
 def running_with_recipients_left(session: Session, limit: int = 100) -> list[str]:

@@ -405,3 +405,65 @@ def test_an_erased_number_leaves_no_trace_in_a_campaign(
         ("", None, "skipped", "recipient_erased"),
         (NUMBERS[1], None, "made", None),
     ]
+
+
+def test_metrics_and_analytics_count_campaigns(
+    client: FlaskClient, ctx: TenantCtx, db: Database, settings: Settings
+) -> None:
+    from prometheus_client.parser import text_string_to_metric_families
+
+    from app.reports.analytics import rollup
+
+    app = create_app(
+        {
+            "settings": dataclasses.replace(
+                settings, metrics_token="campaign-metrics", metrics_cache_seconds=0.0
+            ),
+            "TESTING": True,
+        }
+    )
+
+    def gauges() -> dict[tuple[str, str], float]:
+        r = app.test_client().get("/metrics", headers={"Authorization": "Bearer campaign-metrics"})
+        assert r.status_code == 200
+        found = {}
+        for family in text_string_to_metric_families(r.get_data(as_text=True)):
+            for sample in family.samples:
+                if sample.name.startswith("switchboard_campaign"):
+                    found[(sample.name, sample.labels.get("status", ""))] = sample.value
+        return found
+
+    before = gauges()
+    r = post(client, ctx, {"body": "hi", "start": False, "recipients": [{"to": NUMBERS[0]}]})
+    assert r.status_code == 201
+    after = gauges()
+    assert (
+        after[("switchboard_campaigns", "draft")] == before[("switchboard_campaigns", "draft")] + 1
+    )
+    pending = ("switchboard_campaign_recipients_pending", "")
+    assert after[pending] == before[pending] + 1
+
+    # A message of the campaign sent and delivered: analytics by campaign count it apart.
+    campaign_id = r.get_json()["id"]
+    assert client.post(f"/v1/campaigns/{campaign_id}/start", headers=ctx.headers).status_code == 200
+    assert expand(db, settings, campaign_id) == 1
+    other = client.post("/v1/messages", json={"to": NUMBERS[1], "body": "x"}, headers=ctx.headers)
+    assert other.status_code == 202
+    from app.domain.statuses import Status
+    from app.messaging.states import apply_transition
+
+    with db.session() as s:
+        for message in s.scalars(select(Message).where(Message.tenant_id == ctx.tenant_id)):
+            for status in (Status.DISPATCHED, Status.ACCEPTED, Status.DELIVERED):
+                apply_transition(s, message, status, source="test")
+        s.commit()
+    with db.session() as s:
+        rollup(s)
+        s.commit()
+    rows = client.get("/v1/analytics?bucket=hour&by=campaign", headers=ctx.headers).get_json()
+    by = {row["campaign_id"]: (row["sent"], row["delivered"]) for row in rows["rows"]}
+    assert by == {campaign_id: (1, 1), None: (1, 1)}
+    only = client.get(
+        f"/v1/analytics?bucket=hour&campaign_id={campaign_id}", headers=ctx.headers
+    ).get_json()
+    assert [(row["sent"], row["delivered"]) for row in only["rows"]] == [(1, 1)]
