@@ -29,6 +29,7 @@ class ConsoleSessions(SecureCookieSessionInterface):
 
 
 def install_console(app: Flask, settings: Settings) -> None:
+    from app.console import campaigns  # noqa: F401  (its pages join the blueprint)
     from app.console.views import bp
 
     app.secret_key = settings.console_secret_key

@@ -52,6 +52,8 @@ class Campaign(TenantScoped, Timestamped, Base):
     # Rows refused at upload, as the answers listed them: never written as recipients.
     invalid_rows: Mapped[int] = mapped_column(default=0)
     duplicate_rows: Mapped[int] = mapped_column(default=0)
+    # The first problems of its uploads, by row and field, for the console to show a draft's.
+    row_errors: Mapped[list[dict[str, Any]] | None] = mapped_column(JSON, default=None)
     # Messages spaced so far by the campaign's rate since it started (the next one's order).
     made: Mapped[int] = mapped_column(default=0)
     started_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), default=None)

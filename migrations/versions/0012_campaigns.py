@@ -40,6 +40,7 @@ def upgrade() -> None:
         sa.Column("request_hash", sa.String(64)),
         sa.Column("invalid_rows", sa.Integer(), nullable=False, server_default="0"),
         sa.Column("duplicate_rows", sa.Integer(), nullable=False, server_default="0"),
+        sa.Column("row_errors", sa.JSON()),
         sa.Column("made", sa.Integer(), nullable=False, server_default="0"),
         sa.Column("started_at", sa.DateTime(timezone=True)),
         sa.Column("finished_at", sa.DateTime(timezone=True)),

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -210,3 +211,38 @@ def test_a_password_change_in_the_browser_ends_every_session(
     assert gone.status_code == 302 and "/console/login" in gone.headers["Location"]
     sign_in(browser, base, username, new)
     assert username in browser.find_element(By.ID, "whoami").text
+
+
+def test_an_operator_follows_a_campaign_and_pauses_it_in_the_browser(
+    pipeline: Pipeline, db: Database, browser: WebDriver
+) -> None:
+    base = pipeline.base_url
+    ctx = make_tenant_ctx(db)
+    tomorrow = (datetime.now(UTC) + timedelta(days=1)).isoformat()
+    rows = [{"to": f"+1202555{n:04d}"} for n in range(3400, 3420)]
+    r = requests.post(
+        f"{base}/v1/campaigns",
+        json={"name": "Tomorrow's reminders", "body": "See you", "send_at": tomorrow,
+              "recipients": rows},
+        headers=ctx.headers,
+        timeout=30,
+    )  # fmt: skip
+    assert r.status_code == 202, r.text
+    campaign_id = r.json()["id"]
+    url = f"{base}/v1/campaigns/{campaign_id}"
+    deadline = datetime.now(UTC) + timedelta(seconds=30)
+    while requests.get(url, headers=ctx.headers, timeout=10).json()["status"] != "completed":
+        assert datetime.now(UTC) < deadline, pipeline.logs()
+        time.sleep(0.2)
+    username, password = make_user(db, "operator")
+    sign_in(browser, base, username, password)
+    browser.find_element(By.LINK_TEXT, "Campaigns").click()
+    WebDriverWait(browser, 10).until(ec.presence_of_element_located((By.ID, "campaigns")))
+    browser.find_element(By.LINK_TEXT, campaign_id).click()
+    status = WebDriverWait(browser, 10).until(ec.presence_of_element_located((By.ID, "status")))
+    assert status.text == "completed"
+    assert "20" in browser.find_element(By.ID, "recipients").text
+    browser.find_element(By.ID, "campaign-pause").click()
+    WebDriverWait(browser, 10).until(ec.text_to_be_present_in_element((By.ID, "status"), "paused"))
+    assert "campaign paused 20" in browser.find_element(By.ID, "messages").text
+    assert requests.get(url, headers=ctx.headers, timeout=10).json()["held_by"] == {"paused": 20}

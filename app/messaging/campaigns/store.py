@@ -13,7 +13,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from app.content import store as templates
@@ -229,14 +229,18 @@ def add_recipients(
 
 
 def note_invalid(db: Database, campaign_id: str, checked: Checked) -> None:
-    if checked.error_count:
-        with db.session() as session:
-            session.execute(
-                update(Campaign)
-                .where(Campaign.id == campaign_id)
-                .values(invalid_rows=Campaign.invalid_rows + checked.error_count)
-            )
-            session.commit()
+    """Count the rows refused, and keep the first problems (at most 100) for the console."""
+    if not checked.error_count:
+        return
+    with db.session() as session:
+        campaign = session.get(Campaign, campaign_id, with_for_update=True)
+        if campaign is None:
+            return
+        campaign.invalid_rows += checked.error_count
+        kept = list(campaign.row_errors or [])
+        kept.extend(e.as_dict() for e in checked.errors[: max(0, 100 - len(kept))])
+        campaign.row_errors = kept
+        session.commit()
 
 
 def undo_upload(db: Database, campaign_id: str, written: list[int], created: bool) -> None:
