@@ -48,6 +48,8 @@ from app.messaging.moves import Move, write_events
 from app.models import Campaign, CampaignRecipient, Contact, Message, ShortLink, Tenant
 from config import Settings
 
+# A message waiting for its slot under the campaign's own rate.
+RATE_REASON = "campaign_rate"
 _MESSAGES: Any = Message.__table__
 _CONTACTS: Any = Contact.__table__
 _RECIPIENTS: Any = CampaignRecipient.__table__
@@ -247,6 +249,13 @@ def _make(
             continue
         expires_at = max(now, due or now) + ttl
         status, reason, not_before = first_status(decision, expires_at)
+        if campaign.rate_per_second is not None and due is not None and due > now:
+            # The campaign's own rate: never before its slot, however near (the policy
+            # sends a send_at this close at once; beat releases each slot within a second).
+            if status is Status.QUEUED or reason == "send_at":
+                status, reason, not_before = Status.SCHEDULED, RATE_REASON, due
+            elif status is Status.SCHEDULED and not_before is not None and not_before < due:
+                not_before = due  # quiet hours end before its slot: the slot holds
         body, media, alternates, locale = campaign.body, None, None, None
         count = body_count
         if renderer is not None:
@@ -381,7 +390,7 @@ def _created(message_id: str, tenant_id: str) -> Move:
 
 def _slot(campaign: Campaign, order: int, now: datetime) -> datetime | None:
     """When the campaign's n-th message is due: its send_at, then spaced by its own rate."""
-    start = max(campaign.send_at or now, campaign.started_at or now)
+    start = max([d for d in (campaign.send_at, campaign.started_at) if d is not None] or [now])
     if campaign.rate_per_second is None:
         return campaign.send_at
     return start + timedelta(seconds=order / campaign.rate_per_second)

@@ -20,6 +20,7 @@ RATE_WINDOW = timedelta(seconds=60)
 HOLDS = {
     "quiet_hours": "quiet_hours",
     "campaign_paused": "paused",
+    "campaign_rate": "rate_limit",
     "send_at": "send_at",
     "rate_limited": "rate_limit",
     "throttled": "rate_limit",

@@ -467,3 +467,30 @@ def test_metrics_and_analytics_count_campaigns(
         f"/v1/analytics?bucket=hour&campaign_id={campaign_id}", headers=ctx.headers
     ).get_json()
     assert [(row["sent"], row["delivered"]) for row in only["rows"]] == [(1, 1)]
+
+
+def test_a_campaign_rate_spaces_its_messages(
+    client: FlaskClient, ctx: TenantCtx, db: Database, settings: Settings
+) -> None:
+    r = post(
+        client,
+        ctx,
+        {"body": "hi", "rate_per_second": 2, "recipients": [{"to": n} for n in NUMBERS[:6]]},
+    )
+    campaign_id = r.get_json()["id"]
+    assert expand(db, settings, campaign_id) == 6
+    with db.session() as s:
+        messages = s.scalars(select(Message).where(Message.campaign_id == campaign_id)).all()
+        campaign = s.get(Campaign, campaign_id)
+        assert campaign is not None and campaign.started_at is not None
+        started = campaign.started_at
+    # The n-th is due n / 2 seconds after the start: those whose slot had passed when their
+    # message was made are queued; each later one waits for its own slot.
+    waiting = sorted(m.not_before for m in messages if m.status == "scheduled")
+    assert waiting and all(m.status in ("queued", "scheduled") for m in messages)
+    offsets = [round((slot - started).total_seconds(), 2) for slot in waiting if slot]
+    first = 6 - len(offsets)
+    assert offsets == [n / 2 for n in range(first, 6)]
+    assert {m.status_reason for m in messages if m.status == "scheduled"} == {"campaign_rate"}
+    shown = client.get(f"/v1/campaigns/{campaign_id}", headers=ctx.headers).get_json()
+    assert shown["held_by"] == {"rate_limit": len(offsets)}
