@@ -262,6 +262,7 @@ def _rekey_blind_index(batch: int, as_json: bool) -> None:
             "contacts": done.contacts,
             "consents": done.consents,
             "suppressions": done.suppressions,
+            "campaign_recipients": done.campaign_recipients,
             "undecryptable": done.undecryptable,
         }
         chain.append(

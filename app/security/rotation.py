@@ -20,7 +20,7 @@ from sqlalchemy import Column, Table, Text, func, literal, select, type_coerce, 
 from sqlalchemy.orm import Session
 
 from app.domain.clock import utcnow
-from app.models import Base, ConsentRecord, Contact, KeyRotation, Suppression
+from app.models import Base, CampaignRecipient, ConsentRecord, Contact, KeyRotation, Suppression
 from app.models.types import Encrypted
 from app.security.crypto import DecryptionError, Keyring
 
@@ -187,6 +187,7 @@ class Rekeyed:
     contacts: int = 0
     consents: int = 0
     suppressions: int = 0
+    campaign_recipients: int = 0
     undecryptable: int = 0
 
 
@@ -249,7 +250,51 @@ def rekey_blind_index(
                 result.suppressions += _move_suppression(session, ring, tenant_id, old, new)
         session.commit()
         progress(len(rows))
+    result.campaign_recipients = _rekey_recipients(session, ring, batch)
     return result
+
+
+def _rekey_recipients(session: Session, ring: Keyring, size: int) -> int:
+    """The rows of open campaigns still pending, under the current key: a number uploaded
+    again after the switch is then seen as the duplicate it is. One that is already there
+    under the new key is the duplicate: it is skipped, so it is sent once."""
+    moved = 0
+    after = 0
+    while True:
+        rows = session.execute(
+            select(
+                CampaignRecipient.id,
+                CampaignRecipient.campaign_id,
+                type_coerce(CampaignRecipient.phone, Text),
+                CampaignRecipient.phone_index,
+            )
+            .where(CampaignRecipient.id > after, CampaignRecipient.state == "pending")
+            .order_by(CampaignRecipient.id)
+            .limit(size)
+        ).all()
+        if not rows:
+            return moved
+        for row_id, campaign_id, token, stored in rows:
+            try:
+                phone = ring.decrypt(token)
+            except DecryptionError:
+                continue
+            new = ring.blind_index(phone)
+            if stored == new or stored != ring.previous_blind_index(phone):
+                continue
+            taken = session.scalar(
+                select(CampaignRecipient.id).where(
+                    CampaignRecipient.campaign_id == campaign_id,
+                    CampaignRecipient.phone_index == new,
+                )
+            )
+            values = {"state": "skipped", "reason": "duplicate"} if taken else {"phone_index": new}
+            session.execute(
+                update(CampaignRecipient).where(CampaignRecipient.id == row_id).values(**values)
+            )
+            moved += 1
+        session.commit()
+        after = rows[-1][0]
 
 
 def _move_suppression(session: Session, ring: Keyring, tenant_id: str, old: str, new: str) -> int:

@@ -138,3 +138,48 @@ def test_the_window_then_the_rekey_then_the_old_key_removed(
 def test_rekey_refuses_without_a_window(db: Database, settings: Settings) -> None:
     with db.session() as s, pytest.raises(ValueError, match="BLIND_INDEX_PREVIOUS_KEY"):
         rotation.rekey_blind_index(s, keyring())
+
+
+def test_a_campaign_sends_each_number_once_across_a_rekey(
+    client: FlaskClient,
+    ctx: TenantCtx,
+    db: Database,
+    settings: Settings,
+    restore_blind: list[bytes],
+) -> None:
+    from app.models import CampaignRecipient
+
+    first, second = "+13125550111", "+13125550112"
+    r = client.post(
+        "/v1/campaigns",
+        json={"body": "hi", "start": False, "recipients": [{"to": first}, {"to": second}]},
+        headers=ctx.headers,
+    )
+    assert r.status_code == 201, r.get_json()
+    campaign_id = r.get_json()["id"]
+    new_key = Fernet.generate_key()
+    restore_blind.append(new_key)
+    ring = blind_ring(settings, new_key, settings.blind_index_key)
+
+    def add(to: str) -> dict[str, int]:
+        added = client.post(
+            f"/v1/campaigns/{campaign_id}/recipients",
+            json={"recipients": [{"to": to}]},
+            headers=ctx.headers,
+        )
+        assert added.status_code == 200, added.get_json()
+        upload: dict[str, int] = added.get_json()["upload"]
+        return upload
+
+    assert add(first)["accepted"] == 1  # in the window, before the re-key: stored again
+    with db.session() as s:
+        done = rotation.rekey_blind_index(s, ring)
+    assert done.campaign_recipients == 2  # the second moved; the first's old row is the duplicate
+    assert add(second)["duplicates"] == 1
+    with db.session() as s:
+        pending = s.scalar(
+            select(func.count()).where(
+                CampaignRecipient.campaign_id == campaign_id, CampaignRecipient.state == "pending"
+            )
+        )
+    assert pending == 2  # each number once
