@@ -89,6 +89,7 @@ def other_ctx(db: Database) -> TenantCtx:
 LONG_FIRST = (
     "tests/e2e/",
     "tests/integration/ops/test_cli.py",
+    "tests/integration/campaigns/test_campaigns_cli.py",
     "tests/integration/api/test_openapi.py",
     "tests/integration/content/test_templates_api.py",
 )
