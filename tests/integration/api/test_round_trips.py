@@ -71,7 +71,9 @@ def counting(db: Database) -> Iterator[Counter]:
     me = threading.get_ident()
 
     def on_statement(statement: str, _params: Any = None) -> None:
-        if threading.get_ident() == me:
+        # A PREPARE is paid once per pooled connection, not per request (which connection
+        # the pool hands out varies): the budgets count what every request pays.
+        if threading.get_ident() == me and not statement.lstrip().startswith("PREPARE "):
             counter.statements.append(" ".join(statement.split())[:90])
 
     def on_execute(conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
