@@ -54,7 +54,7 @@ def campaign_paths() -> dict[str, Any]:
     create["description"] += CSV_NOTE
     add = _op(
         "addCampaignRecipients",
-        "Add recipients to an open campaign",
+        "Add recipients to a campaign that is not canceled",
         "messages:write",
         {
             "200": _json(c.CampaignOut, "The campaign, with this upload."),

@@ -128,7 +128,7 @@ def _upload(
         ) from None
     except NotOpen:
         raise Problem(
-            409, "campaign_closed", "recipients go only to a draft, running or paused campaign"
+            409, "campaign_closed", "a canceled campaign takes no more recipients"
         ) from None
 
 

@@ -31,7 +31,8 @@ from app.models import Campaign, CampaignRecipient, Tenant
 from app.security.crypto import keyring
 
 BATCH = 500
-OPEN = ("draft", "running", "paused")
+# A completed campaign takes more rows: it runs again for them.
+OPEN = ("draft", "running", "paused", "completed")
 _RECIPIENTS: Any = CampaignRecipient.__table__
 
 
@@ -44,7 +45,7 @@ class CampaignConflict(Exception):
 
 
 class NotOpen(Exception):
-    """Recipients go only to a draft, running or paused campaign."""
+    """Recipients go to any campaign but a canceled one."""
 
 
 @dataclass

@@ -140,6 +140,21 @@ def test_a_json_campaign_becomes_one_message_per_recipient(
     # Expanding again makes nothing twice.
     assert expand(db, settings, body["id"]) == 0
 
+    # A completed campaign takes more recipients: it runs again for the new ones only.
+    more = client.post(
+        f"/v1/campaigns/{body['id']}/recipients",
+        json={"recipients": [{"to": NUMBERS[5]}, {"to": NUMBERS[1]}]},
+        headers=ctx.headers,
+    )
+    assert more.status_code == 200, more.get_json()
+    assert more.get_json()["upload"]["accepted"] == 1
+    assert more.get_json()["upload"]["duplicates"] == 1
+    assert more.get_json()["status"] == "running"
+    assert expand(db, settings, body["id"]) == 1
+    shown = client.get(f"/v1/campaigns/{body['id']}", headers=ctx.headers).get_json()
+    assert shown["status"] == "completed"
+    assert shown["recipients"]["made"] == 6
+
 
 def test_rows_with_errors_keep_a_draft_to_fix_and_start(
     client: FlaskClient, ctx: TenantCtx, db: Database, settings: Settings
@@ -369,6 +384,18 @@ def test_pause_holds_resume_releases_and_cancel_ends_what_waits(
     ]
     late = client.post(f"/v1/campaigns/{campaign_id}/resume", headers=ctx.headers)
     assert late.status_code == 409
+    closed = client.post(
+        f"/v1/campaigns/{campaign_id}/recipients",
+        json={"recipients": [{"to": NUMBERS[5]}]},
+        headers=ctx.headers,
+    )
+    assert closed.status_code == 409
+    assert closed.get_json()["reason"] == "campaign_closed"
+    with db.session() as s:
+        kept = s.scalar(
+            select(func.count()).where(CampaignRecipient.campaign_id == campaign_id)
+        )
+    assert kept == 4  # nothing written
 
 
 def test_lookups_refuse_what_is_not_a_campaign(
