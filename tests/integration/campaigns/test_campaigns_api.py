@@ -392,9 +392,7 @@ def test_pause_holds_resume_releases_and_cancel_ends_what_waits(
     assert closed.status_code == 409
     assert closed.get_json()["reason"] == "campaign_closed"
     with db.session() as s:
-        kept = s.scalar(
-            select(func.count()).where(CampaignRecipient.campaign_id == campaign_id)
-        )
+        kept = s.scalar(select(func.count()).where(CampaignRecipient.campaign_id == campaign_id))
     assert kept == 4  # nothing written
 
 
