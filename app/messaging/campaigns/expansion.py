@@ -63,6 +63,10 @@ class Expanded:
     made: int
     skipped: int
     more: bool
+    # Every expansion slot of the campaign was taken: other batches are at work.
+    busy: bool = False
+    # Made side by side with others of the campaign (Postgres, no rate of its own).
+    shared: bool = False
 
 
 @dataclass(frozen=True)
@@ -148,13 +152,31 @@ class _Renderer:
         return tag, alternates, links
 
 
-def expand_batch(db: Database, settings: Settings, campaign_id: str, size: int) -> Expanded:
+def expand_batch(
+    db: Database, settings: Settings, campaign_id: str, size: int, parallel: int = 1
+) -> Expanded:
     """Make up to ``size`` of the campaign's pending recipients into messages, in one
-    transaction. Nothing happens unless the campaign is running."""
+    transaction. Nothing happens unless the campaign is running.
+
+    On Postgres a campaign without a rate of its own takes up to ``parallel`` batches at
+    once: each holds the campaign's row ``FOR SHARE`` (a pause or a cancel still waits for
+    them, and they see one that came first), one of ``parallel`` advisory slots, and its
+    recipients ``FOR UPDATE SKIP LOCKED``; none writes the campaign's row, so they never wait
+    on each other. A batch that finds every slot taken makes nothing (``busy``). A campaign
+    with a rate numbers its messages in order, so its batches take the row and go one by one.
+    """
     with db.session() as session:
-        campaign = session.get(Campaign, campaign_id, with_for_update=True)
+        shared = (
+            parallel > 1
+            and session.get_bind().dialect.name == "postgresql"
+            and session.scalar(select(Campaign.rate_per_second).where(Campaign.id == campaign_id))
+            is None
+        )
+        campaign = session.get(Campaign, campaign_id, with_for_update={"read": shared})
         if campaign is None or campaign.status != "running":
             return Expanded(0, 0, False)
+        if shared and not _take_slot(session, campaign_id, parallel):
+            return Expanded(0, 0, True, busy=True, shared=True)
         tenant = session.get(Tenant, campaign.tenant_id)
         assert tenant is not None
         query = (
@@ -172,10 +194,15 @@ def expand_batch(db: Database, settings: Settings, campaign_id: str, size: int) 
             .order_by(CampaignRecipient.id)
             .limit(size)
         )
+        if shared:
+            query = query.with_for_update(skip_locked=True)
         recipients = [_Recipient(*row) for row in session.execute(query)]
         if not recipients:
-            _finish(session, campaign)
+            if not shared:
+                _finish(session, campaign)
             session.commit()
+            if shared:
+                finish_if_done(db, campaign_id)
             return Expanded(0, 0, False)
         now = utcnow()
         try:
@@ -187,13 +214,50 @@ def expand_batch(db: Database, settings: Settings, campaign_id: str, size: int) 
             session.commit()
             return Expanded(0, len(recipients), True)
         made, skipped = _make(
-            session, settings, tenant, campaign, recipients, account_id, channel, now
+            session, settings, tenant, campaign, recipients, account_id, channel, now, shared
         )
         more = len(recipients) == size
-        if not more:
+        if not more and not shared:
             _finish(session, campaign)
         session.commit()
-        return Expanded(made, skipped, more)
+    if not more and shared:
+        finish_if_done(db, campaign_id)
+    return Expanded(made, skipped, more, shared=shared)
+
+
+_SLOT = text(
+    "SELECT s FROM generate_series(0, :last) AS s "
+    "WHERE pg_try_advisory_xact_lock(hashtext(:campaign_id), s) LIMIT 1"
+)
+
+
+def _take_slot(session: Session, campaign_id: str, parallel: int) -> bool:
+    """One of the campaign's ``parallel`` expansion slots, held until the batch commits."""
+    found = session.execute(_SLOT, {"last": parallel - 1, "campaign_id": campaign_id})
+    return found.first() is not None
+
+
+def finish_if_done(db: Database, campaign_id: str) -> bool:
+    """In a transaction of its own (after the batches that share the campaign's row): mark
+    a running campaign complete once no recipient is pending, counting those a batch still
+    holds."""
+    with db.session() as session:
+        campaign = session.get(Campaign, campaign_id, with_for_update=True)
+        if campaign is None or campaign.status != "running":
+            return False
+        pending = session.scalar(
+            select(CampaignRecipient.id)
+            .where(
+                CampaignRecipient.campaign_id == campaign_id,
+                CampaignRecipient.state == "pending",
+            )
+            .limit(1)
+        )
+        if pending is not None:
+            return False
+        _finish(session, campaign)
+        session.commit()
+        return True
 
 
 def _make(
@@ -205,6 +269,7 @@ def _make(
     account_id: str,
     channel: Channel,
     now: datetime,
+    shared: bool = False,
 ) -> tuple[int, int]:
     phones = {r.phone: r.phone_index for r in recipients}
     contacts = _contacts(session, tenant.id, phones)
@@ -346,8 +411,9 @@ def _make(
         session.execute(insert(_LINKS), links)
     write_events(session, moves, now)
     _mark(session, done)
-    campaign.made = order
-    campaign.updated_at = now
+    if not shared:  # batches that share the row never write it (the order is the rate's)
+        campaign.made = order
+        campaign.updated_at = now
     if queued_id is not None:  # one wake drains the lane for every message of the batch
         enqueue(session, TaskNames.DISPATCH, [queued_id], lane, wake=tenant.id)
     return len(messages), skipped
