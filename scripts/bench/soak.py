@@ -1,6 +1,7 @@
 """Soak: many messages through web, workers and beat; memory per process and queue depths.
 
     python scripts/bench/soak.py [--messages 100000] [--concurrency 8] [--every 15]
+                                 [--campaign 1000]
 
 Starts the Procfile's processes with ``scripts/run`` (web, worker, worker_bulk,
 beat) on a fresh Postgres database and Redis prefix, with a sandbox account:
@@ -11,6 +12,10 @@ queues. Every ``--every`` seconds it prints the queue depths, how many messages
 were delivered, and the RSS of every process. At the end: each process's RSS
 after the warm-up (the first 2% of the messages) and at the end, and the ratio.
 Target: flat, within 10%.
+
+With ``--campaign N`` the same messages go as campaigns of N recipients each (a CSV a
+request), one at a time, the next posted while fewer than ``--max-backlog`` messages and
+recipients are still on their way: the soak through campaigns, to read beside the one above.
 """
 
 # ruff: noqa: E402
@@ -66,6 +71,9 @@ def _args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--every", type=float, default=15.0, help="seconds between samples")
     parser.add_argument("--max-backlog", type=int, default=2000, help="queued tasks, at most")
     parser.add_argument("--timeout", type=float, default=3 * 3600)
+    parser.add_argument(
+        "--campaign", type=int, default=0, help="recipients per campaign (0: single POSTs)"
+    )
     parser.add_argument(
         "--pg-url", default="postgresql+psycopg2://postgres@127.0.0.1:5432/postgres"
     )
@@ -167,6 +175,43 @@ class Sender(threading.Thread):
             w.join()
 
 
+class CampaignSender(threading.Thread):
+    """POSTs campaigns of ``size`` recipients, one at a time, holding back on the backlog."""
+
+    def __init__(self, base: str, key: str, total: int, size: int, backlog: Callable[[], bool]):
+        super().__init__(daemon=True)
+        self.base, self.key, self.total, self.size = base, key, total, size
+        self.backlog = backlog
+        self.sent = 0
+        self.errors = 0
+
+    def run(self) -> None:
+        session = requests.Session()
+        headers = {"Authorization": f"Bearer {self.key}", "Content-Type": "text/csv"}
+        n = 0
+        while n < self.total:
+            while self.backlog():
+                time.sleep(0.5)
+            count = min(self.size, self.total - n)
+            # A campaign takes a number once: each campaign's numbers are distinct.
+            rows = "".join(f"+{RECIPIENT_BASE + 100 + i % 9000}\n" for i in range(n, n + count))
+            try:
+                r = session.post(
+                    f"{self.base}/v1/campaigns?body=soak&name=soak-{n}",
+                    data=("phone\n" + rows).encode(),
+                    headers=headers,
+                    timeout=120,
+                )
+                ok = r.status_code == 202
+            except requests.RequestException:
+                ok = False
+            if ok:
+                self.sent += count
+            else:
+                self.errors += 1
+            n += count
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _args(argv)
     run_id = secrets.token_hex(4)
@@ -207,7 +252,23 @@ def main(argv: list[str] | None = None) -> int:
         def backlog() -> bool:
             return sum(depths(client, prefix).values()) > int(args.max_backlog)
 
-        sender = Sender(base, key, args.messages, args.concurrency, backlog)
+        def on_their_way() -> bool:
+            """Messages not yet delivered, and recipients not yet messages, past the backlog."""
+            with engine.connect() as conn:
+                left = conn.execute(
+                    text(
+                        "SELECT (SELECT count(*) FROM messages WHERE status NOT IN "
+                        "('delivered', 'read', 'failed', 'undelivered', 'expired', 'canceled'))"
+                        " + (SELECT count(*) FROM campaign_recipients WHERE state = 'pending')"
+                    )
+                ).scalar_one()
+            return int(left) > int(args.max_backlog)
+
+        sender: Sender | CampaignSender = (
+            CampaignSender(base, key, args.messages, args.campaign, on_their_way)
+            if args.campaign
+            else Sender(base, key, args.messages, args.concurrency, backlog)
+        )
         started = time.monotonic()
         sender.start()
         warm_at = max(1, args.messages // 50)
@@ -250,9 +311,10 @@ def main(argv: list[str] | None = None) -> int:
             drop_database(args.pg_url, db_name)
         with contextlib.suppress(Exception):
             delete_redis_keys(args.redis_url, prefix)
+    how = f"as campaigns of {args.campaign:,}" if args.campaign else "as single POSTs"
     print(
-        f"\nSwitchboard soak (run {run_id}): {args.messages:,} messages through web, workers "
-        f"and beat in {elapsed:.0f} s ({args.messages / elapsed:.1f}/s end to end, "
+        f"\nSwitchboard soak (run {run_id}): {args.messages:,} messages {how} through web, "
+        f"workers and beat in {elapsed:.0f} s ({args.messages / elapsed:.1f}/s end to end, "
         f"{sender.errors} errors)"
     )
     print("\n".join(lines))
