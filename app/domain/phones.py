@@ -40,7 +40,13 @@ def timezone_for(e164: str) -> str | None:
     agree all year; a US or Australian mobile may be in several real zones, so
     None (the caller falls back to the tenant's zone).
     """
-    zones = [z for z in pn_timezone.time_zones_for_number(_parse(e164)) if z != "Etc/Unknown"]
+    return _one_clock(tuple(pn_timezone.time_zones_for_number(_parse(e164))))
+
+
+@lru_cache(maxsize=1024)
+def _one_clock(names: tuple[str, ...]) -> str | None:
+    """The first of ``names`` when they all keep the same clock (a handful of lists recur)."""
+    zones = [z for z in names if z != "Etc/Unknown"]
     if not zones:
         return None
     clocks = {_offsets(z) for z in zones}

@@ -9,7 +9,7 @@ from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.exc import DBAPIError, DisconnectionError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -153,6 +153,70 @@ def insert_ignore_many(
     # INSERTs of up to a thousand rows ("insertmanyvalues"), RETURNING from each.
     statement = _insert_ignore_stmt(session, table, {}, keys).returning(*returning)
     return list(session.execute(statement, rows).all())
+
+
+def insert_rows(
+    session: Session,
+    table: Any,
+    rows: list[dict[str, Any]],
+    *returning: Any,
+    ignore: list[str] | None = None,
+) -> list[Any]:
+    """Many rows in one INSERT; with ``ignore``, those on a conflict on those keys left out.
+
+    On Postgres the rows travel as one array per column (``INSERT ... SELECT FROM unnest``):
+    one statement shape whatever the batch's size, and no per-value work in SQLAlchemy. A
+    column with one value in every row is bound once, so its column type runs once (a
+    campaign's body is encrypted once, not once a message). Each value still goes through its
+    column's type (encryption, JSON, UTC). Elsewhere (SQLite) an executemany does the same.
+    Returns the ``returning`` columns of each row that went in (order not promised).
+    """
+    if not rows:
+        return []
+    dialect = session.get_bind().dialect
+    if dialect.name != "postgresql":
+        from sqlalchemy import insert
+
+        statement: Any = (
+            insert(table) if ignore is None else _insert_ignore_stmt(session, table, {}, ignore)
+        )
+        if returning:
+            return list(session.execute(statement.returning(*returning), rows).all())
+        session.execute(statement, rows)
+        return []
+    names = list(rows[0])
+    varying: list[str] = []  # column names, each bound as an array
+    constant: list[str] = []  # column names, each bound once
+    params: dict[str, Any] = {}
+    casts: dict[str, str] = {}
+    for n, name in enumerate(names):
+        column = table.c[name]
+        process = column.type.bind_processor(dialect)
+        values = [r[name] for r in rows]
+        key, ddl = f"c{n}", column.type.compile(dialect=dialect)
+        # Every row alike: bound once (the first column always varies, so unnest yields a
+        # row for each row given even when all are alike).
+        if n > 0 and all(v == values[0] for v in values):
+            params[key] = process(values[0]) if process else values[0]
+            constant.append(name)
+            casts[name] = f"CAST(:{key} AS {ddl})"
+        else:
+            params[key] = [process(v) for v in values] if process else values
+            varying.append(name)
+            casts[name] = f"CAST(:{key} AS {ddl}[])"
+    arrays = ", ".join(casts[name] for name in varying)
+    selected = ", ".join(["v.*", *(casts[name] for name in constant)])
+    # Table and column names come from the model; every value is a bound parameter.
+    sql = (
+        f"INSERT INTO {table.name} ({', '.join(varying + constant)}) "  # noqa: S608
+        f"SELECT {selected} FROM unnest({arrays}) AS v"
+    )
+    if ignore is not None:
+        sql += f" ON CONFLICT ({', '.join(ignore)}) DO NOTHING"
+    if returning:
+        sql += " RETURNING " + ", ".join(c.name for c in returning)
+    result = session.execute(text(sql), params)
+    return list(result.all()) if returning else []
 
 
 def insert_ignore_returning(

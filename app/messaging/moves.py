@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session
 from app.crm.owed import owe, owed_by_event
 from app.domain.clock import utcnow
 from app.domain.statuses import Outcome
+from app.infra.db import insert_rows
 from app.messaging.states import ConcurrentTransition
 from app.models import Message, MessageEvent
 from app.observability.metrics import Applied, accepted_times, count_transitions
@@ -173,11 +174,17 @@ def write_events(
         }
         for m in moves
     ]
-    ids = (
-        session.execute(insert(_EVENTS).returning(_EVENTS.c.id, sort_by_parameter_order=True), rows)
-        .scalars()
-        .all()
-    )
+    if any(m.contact_id is not None for m in moves):  # the CRM rules read each event's id
+        ids = (
+            session.execute(
+                insert(_EVENTS).returning(_EVENTS.c.id, sort_by_parameter_order=True), rows
+            )
+            .scalars()
+            .all()
+        )
+    else:
+        insert_rows(session, _EVENTS, rows)
+        ids = [None] * len(rows)
     applied = [m for m in moves if m.outcome is Outcome.APPLIED]
     delivered = {m.message_id for m in applied if m.to_status == "delivered"}
     if accepted is None:

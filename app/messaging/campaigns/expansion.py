@@ -38,10 +38,10 @@ from app.domain.queues import lane_for
 from app.domain.segments import count_segments
 from app.domain.statuses import Outcome, Status
 from app.infra.broker import TaskNames
-from app.infra.db import Database, insert_ignore_many
+from app.infra.db import Database, insert_rows
 from app.infra.outbox import enqueue
 from app.messaging.compliance.consent import states_for
-from app.messaging.compliance.policy import Candidate, Verdict, decide_with
+from app.messaging.compliance.policy import Candidate, Decision, Verdict, decide_with
 from app.messaging.intake.accept import first_status
 from app.messaging.intake.routing import NoRoute, choose_route
 from app.messaging.moves import Move, write_events
@@ -104,9 +104,7 @@ def _contacts(session: Session, tenant_id: str, phones: dict[str, str]) -> dict[
         if index not in found
     ]
     if missing:
-        insert_ignore_many(
-            session, _CONTACTS, missing, ["tenant_id", "phone_index"], _CONTACTS.c.id
-        )
+        insert_rows(session, _CONTACTS, missing, ignore=["tenant_id", "phone_index"])
         found.update(found_of([m["phone_index"] for m in missing]))
     return found
 
@@ -289,6 +287,7 @@ def _make(
     queued_id: str | None = None
     skipped = 0
     order = campaign.made
+    decisions: dict[tuple[str | None, Any, Candidate], Decision] = {}
     for recipient in recipients:
         contact = contacts[recipient.phone_index]
         due = _slot(campaign, order, now)
@@ -298,14 +297,13 @@ def _make(
             quiet_hours=campaign.quiet_hours,
             send_at=due,
         )
-        decision = decide_with(
-            tenant,
-            contact.timezone,
-            consent[(tenant.id, contact.phone_index, channel)],
-            candidate,
-            now,
-            "intake",
-        )
+        state = consent[(tenant.id, contact.phone_index, channel)]
+        # A pure function of these: recipients in one zone with the same consent share it.
+        key = (contact.timezone, state, candidate)
+        decision = decisions.get(key)
+        if decision is None:
+            decision = decide_with(tenant, contact.timezone, state, candidate, now, "intake")
+            decisions[key] = decision
         if decision.verdict is Verdict.REFUSE:
             done.append(
                 {"rid": recipient.id, "state": "skipped", "reason": decision.reason, "mid": None}
@@ -406,7 +404,7 @@ def _make(
         if status is Status.QUEUED and queued_id is None:
             queued_id = message_id
     if messages:
-        session.execute(insert(_MESSAGES), messages)
+        insert_rows(session, _MESSAGES, messages)
     if links:
         session.execute(insert(_LINKS), links)
     write_events(session, moves, now)

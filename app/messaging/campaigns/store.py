@@ -22,7 +22,7 @@ from app.content.variables import Problem, coerce
 from app.domain.clock import utcnow
 from app.domain.ids import new_id
 from app.domain.reasons import StatusReason
-from app.infra.db import Database, insert_ignore_many
+from app.infra.db import Database, insert_rows
 from app.messaging.campaigns.rows import Checked, Row, VariableCheck, batches
 from app.messaging.campaigns.spec import CampaignSpec
 from app.messaging.compliance.consent import states_for
@@ -202,14 +202,14 @@ def add_recipients(
                         "created_at": now,
                     }
                 )
-            inserted = insert_ignore_many(
+            inserted = insert_rows(
                 session,
                 _RECIPIENTS,
                 values,
-                ["campaign_id", "phone_index"],
                 _RECIPIENTS.c.id,
                 _RECIPIENTS.c.phone_index,
                 _RECIPIENTS.c.reason,
+                ignore=["campaign_id", "phone_index"],
             )
             new = {r.phone_index: r for r in inserted}
             for row, index in zip(batch, indexes, strict=True):
