@@ -2,12 +2,66 @@
 
 from __future__ import annotations
 
-from typing import Any
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 from flask import Flask
 
 from config import Settings, load_settings
 from config.logging import configure_logging
+
+if TYPE_CHECKING:
+    from celery import Celery
+
+    from app.infra.db import Database
+    from app.infra.ratelimit import RateLimiter
+    from app.infra.wakes import Wakes
+
+
+@dataclass(frozen=True)
+class Core:
+    """What every process of Switchboard wires up, web or not."""
+
+    settings: Settings
+    db: Database
+    celery: Celery
+    limiter: RateLimiter
+    wakes: Wakes
+    outbox: Any
+
+
+def build_core(settings: Settings) -> Core:
+    """Logging, Sentry, the keyring, the database, Celery, the limiter, the wakes, the outbox
+    and the session hooks (CRM syncs, metrics): the app without Flask, as the CLI uses it."""
+    from app.crm.owed import install_crm_hook
+    from app.infra.broker import create_celery
+    from app.infra.db import make_database
+    from app.infra.outbox import install_outbox
+    from app.infra.ratelimit import RedisLimiter, make_limiter
+    from app.infra.wakes import Wakes
+    from app.observability.metrics import install_metrics_hook
+    from app.observability.sentry import init_sentry
+    from app.security.crypto import Keyring, install_keyring
+
+    configure_logging(settings.log_level)
+    init_sentry(settings)
+    install_keyring(
+        Keyring.from_keys(
+            settings.encryption_keys, settings.blind_index_key, settings.blind_index_previous_key
+        )
+    )
+    db = make_database(settings)
+    celery = create_celery(settings)
+    limiter = make_limiter(settings.redis_url, settings.broker_keyprefix)
+    # The wakes' flags live beside the rate buckets, on the same Redis client (none without).
+    wakes = Wakes(
+        limiter.client if isinstance(limiter, RedisLimiter) else None,
+        settings.broker_keyprefix or "",
+    )
+    outbox = install_outbox(db, celery, wakes)
+    install_crm_hook(db.sessionmaker)
+    install_metrics_hook(db.sessionmaker)
+    return Core(settings, db, celery, limiter, wakes, outbox)
 
 
 def create_app(test_config: dict[str, Any] | None = None) -> Flask:
@@ -33,44 +87,19 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     from app.api.routes.oauth import install_oauth
     from app.api.session import close_request_session
     from app.console import install_console
-    from app.crm.owed import install_crm_hook
-    from app.infra.broker import create_celery
-    from app.infra.db import make_database
-    from app.infra.outbox import install_outbox
-    from app.infra.ratelimit import RedisLimiter, make_limiter
     from app.infra.ttl_cache import TTLCache
-    from app.infra.wakes import Wakes
     from app.messaging.recovery.stuck import Window
-    from app.observability.metrics import install_metrics_hook
-    from app.observability.sentry import init_sentry
     from app.reports.gauges import DatabaseGauges
-    from app.security.crypto import Keyring, install_keyring
 
     config = dict(test_config or {})
     settings: Settings = config.pop("settings", None) or load_settings()
-    configure_logging(settings.log_level)
-    init_sentry(settings)
-    install_keyring(
-        Keyring.from_keys(
-            settings.encryption_keys, settings.blind_index_key, settings.blind_index_previous_key
-        )
-    )
+    core = build_core(settings)
+    db, celery, limiter, wakes, outbox = core.db, core.celery, core.limiter, core.wakes, core.outbox
 
     app = Flask(__name__)
     app.config.update(MAX_CONTENT_LENGTH=settings.max_body_bytes, JSON_SORT_KEYS=False)
     app.config.update(config)
 
-    db = make_database(settings)
-    celery = create_celery(settings)
-    limiter = make_limiter(settings.redis_url, settings.broker_keyprefix)
-    # The wakes' flags live beside the rate buckets, on the same Redis client (none without).
-    wakes = Wakes(
-        limiter.client if isinstance(limiter, RedisLimiter) else None,
-        settings.broker_keyprefix or "",
-    )
-    outbox = install_outbox(db, celery, wakes)
-    install_crm_hook(db.sessionmaker)
-    install_metrics_hook(db.sessionmaker)
     app.extensions["switchboard.gauges"] = DatabaseGauges(
         db, Window(settings.stuck_sla), limiter, settings.metrics_cache_seconds
     )
