@@ -206,7 +206,12 @@ def create_campaign() -> Any:
         problem = Problem(
             422,
             "rows_invalid",
-            f"{checked.error_count} rows have errors: the campaign is kept as a draft; "
+            (
+                "1 row has errors"
+                if checked.error_count == 1
+                else f"{checked.error_count} rows have errors"
+            )
+            + ": the campaign is kept as a draft; "
             "add the corrected rows and start it",
             errors=upload_view["errors"],
             extra={"campaign_id": campaign_id, "upload": upload_view},
