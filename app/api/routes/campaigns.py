@@ -12,12 +12,15 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import logging
 from collections.abc import Iterator
 from typing import Any
 
 from flask import Blueprint, current_app, g, request
 from pydantic import ValidationError
 from sqlalchemy import select
+from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from werkzeug.exceptions import RequestEntityTooLarge
 
 from app.api.auth import require_scope
@@ -36,6 +39,8 @@ from app.messaging.campaigns.submit import finish, upload
 from app.messaging.intake.routing import NoRoute
 from app.models import Campaign, CampaignRecipient, Tenant
 from config import Settings
+
+log = logging.getLogger(__name__)
 
 bp = Blueprint("campaigns", __name__, url_prefix="/v1/campaigns")
 STATUSES = ("draft", "running", "paused", "canceled", "completed")
@@ -129,6 +134,17 @@ def _upload(
     except NotOpen:
         raise Problem(
             409, "campaign_closed", "a canceled campaign takes no more recipients"
+        ) from None
+    except (OperationalError, PoolTimeout):
+        log.error("database unavailable mid-upload", extra={"campaign_id": campaign_id})
+        raise Problem(
+            503,
+            "database_unavailable",
+            "the database went away mid-upload: the campaign holds the batches that committed "
+            "and sends nothing; send the same request with the same Idempotency-Key to "
+            "complete it",
+            headers={"Retry-After": "5"},
+            extra={"campaign_id": campaign_id},
         ) from None
 
 

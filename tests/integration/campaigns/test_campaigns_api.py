@@ -334,11 +334,16 @@ def test_the_database_going_away_mid_upload_keeps_what_committed_and_a_retry_com
     finally:
         event.remove(db.engine, "before_cursor_execute", fail_the_third)
     assert down.status_code == 503, down.get_json()
+    assert down.headers["Retry-After"] == "5"
     with db.session() as s:
         campaign = s.scalar(select(Campaign).where(Campaign.idempotency_key == "cmp-down"))
         assert campaign is not None and campaign.status == "draft"  # nothing sent
         held = s.scalar(select(func.count()).where(CampaignRecipient.campaign_id == campaign.id))
         assert held == 4  # exactly the two batches that committed
+    # The answer names the campaign and says how to complete it.
+    assert down.get_json()["reason"] == "database_unavailable"
+    assert down.get_json()["campaign_id"] == campaign.id
+    assert "same Idempotency-Key" in down.get_json()["detail"]
     retry = post(client, ctx, body, key="cmp-down")
     assert retry.status_code == 202, retry.get_json()  # the same campaign, now started
     shown = retry.get_json()
