@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import bindparam, insert, select, text, update
+from sqlalchemy import bindparam, func, insert, select, text, update
 from sqlalchemy.orm import Session
 
 from app.content import store as templates
@@ -253,6 +253,16 @@ def finish_if_done(db: Database, campaign_id: str) -> bool:
         )
         if pending is not None:
             return False
+        # Batches side by side never write the row: its count of messages made, once, here.
+        campaign.made = int(
+            session.scalar(
+                select(func.count()).where(
+                    CampaignRecipient.campaign_id == campaign_id,
+                    CampaignRecipient.state == "made",
+                )
+            )
+            or 0
+        )
         _finish(session, campaign)
         session.commit()
         return True

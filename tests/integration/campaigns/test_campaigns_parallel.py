@@ -82,6 +82,7 @@ def test_three_workers_share_a_campaign_and_make_each_recipient_once(
         campaign = s.get(Campaign, campaign_id)
         assert campaign is not None and campaign.status == "completed"
         assert campaign.finished_at is not None
+        assert campaign.made == 1200  # counted once, at the end
     shown = client.get(f"/v1/campaigns/{campaign_id}", headers=ctx.headers).get_json()
     assert shown["recipients"]["made"] == 1200
     assert shown["messages"]["by_status"] == {"queued": 1200}
