@@ -105,7 +105,10 @@ def holds_slot(slot: datetime | None, rate: Rate, now: datetime) -> bool:
 
     One claimed later than the bucket's depth (burst / rate) goes back in line: if
     late claims kept their old slots, a lagging pipeline would fire a backlog of past
-    slots at once and exceed the rate. Lagging costs throughput, never the limit.
+    slots at once and exceed the rate. Within the depth a late claim keeps its slot, so a
+    pipeline lagging by up to the depth can send at most one burst more in a window than
+    the bucket alone would; narrowing the depth would send every lagging message to the
+    back of the line instead, and cost throughput on a loaded machine.
     """
     if slot is None:
         return False
