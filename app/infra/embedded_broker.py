@@ -7,6 +7,12 @@ option; the virtual ``Transport.polling_interval`` class attribute is the
 supported knob, and Celery picks a transport class by ``broker_transport``.
 A poll is one short SQLite transaction per consumed queue: at 0.1 s an idle
 worker on four queues runs about 40 of them a second, on the broker's own file.
+
+Every process of the pipeline opens that file at once when it starts. kombu guards making
+the broker's tables and a queue's row with a lock of its own process only: two processes
+declaring the same queue on a fresh file both insert it, and the loser's ``IntegrityError``
+killed a worker at start (its queue never consumed). The channel here takes the row the
+other process made, and the tables another one created.
 """
 
 from __future__ import annotations
@@ -14,8 +20,31 @@ from __future__ import annotations
 from typing import Any
 
 from kombu.transport import sqlalchemy as kombu_sqla
+from sqlalchemy.exc import IntegrityError, OperationalError
 
 SCHEME = "sqla+"
+
+
+class Channel(kombu_sqla.Channel):
+    """kombu's channel, safe when several processes start on one broker file."""
+
+    def _open(self) -> Any:
+        try:
+            return super()._open()  # type: ignore[no-untyped-call]
+        except OperationalError as exc:
+            if "already exists" not in str(exc):
+                raise
+            # Another process created the tables between the check and the CREATE.
+            return super()._open()  # type: ignore[no-untyped-call]
+
+    def _get_or_create(self, queue: str) -> Any:
+        try:
+            return super()._get_or_create(queue)  # type: ignore[no-untyped-call]
+        except IntegrityError:
+            # Another process inserted the queue's row between kombu's check and its commit.
+            self.session.rollback()
+            found = self.session.query(self.queue_cls).filter(self.queue_cls.name == queue)
+            return found.one()
 
 
 def transport_for(poll_seconds: float) -> type[Any]:
@@ -23,6 +52,7 @@ def transport_for(poll_seconds: float) -> type[Any]:
 
     class Transport(kombu_sqla.Transport):
         polling_interval = poll_seconds
+        Channel = Channel
 
     Transport.__qualname__ = Transport.__name__ = f"EmbeddedTransport{poll_seconds:g}"
     return Transport

@@ -139,3 +139,82 @@ def test_the_task_names_are_the_public_ones() -> None:
     from app.infra.broker import TaskNames
 
     assert {v for k, v in vars(TaskNames).items() if k.isupper()} == PUBLIC_TASK_NAMES
+
+
+def _embedded(tmp_path: Path) -> tuple[str, type]:
+    from app.infra.embedded_broker import celery_broker
+
+    url, transport = celery_broker(f"sqla+sqlite:///{tmp_path / 'broker.db'}", 0.1)
+    assert transport is not None
+    return url, transport
+
+
+@pytest.mark.parametrize("ours", [True, False], ids=["ours", "kombu's own"])
+def test_a_queue_another_process_declared_meanwhile_is_taken_not_a_crash(
+    tmp_path: Path, ours: bool
+) -> None:
+    """Every process of the pipeline declares its queues on one file as it starts: another
+    may insert a queue's row between this one's check and its commit."""
+    from kombu import Connection
+    from kombu.transport import sqlalchemy as kombu_sqla
+    from sqlalchemy import create_engine, event, text
+    from sqlalchemy.exc import IntegrityError
+
+    url, transport = _embedded(tmp_path)
+    if not ours:
+        transport = type("Plain", (transport,), {"Channel": kombu_sqla.Channel})
+    other = create_engine(url)
+    with Connection(url, transport=transport) as conn, conn.channel() as channel:
+        channel.queue_declare("first")  # the tables exist from here
+
+        def meanwhile(*_: object) -> None:
+            with other.begin() as c:
+                c.execute(text("INSERT INTO kombu_queue (name) VALUES ('intake')"))
+
+        event.listen(channel.session, "before_flush", meanwhile, once=True)
+        if not ours:  # the race is real: kombu alone dies of it
+            with pytest.raises(IntegrityError):
+                channel.queue_declare("intake")
+            return
+        channel.queue_declare("intake")
+        channel.basic_publish(channel.prepare_message("hello"), exchange="", routing_key="intake")
+        assert channel.basic_get("intake", no_ack=True).body == b"hello"
+    with other.connect() as c:
+        rows = c.execute(text("SELECT count(*) FROM kombu_queue WHERE name = 'intake'"))
+        assert rows.scalar_one() == 1
+    other.dispose()
+
+
+@pytest.mark.parametrize("ours", [True, False], ids=["ours", "kombu's own"])
+def test_tables_another_process_made_meanwhile_are_used_not_a_crash(
+    tmp_path: Path, ours: bool
+) -> None:
+    from kombu import Connection
+    from kombu.transport import sqlalchemy as kombu_sqla
+    from sqlalchemy import create_engine, event
+    from sqlalchemy.exc import OperationalError
+
+    url, transport = _embedded(tmp_path)
+    if not ours:
+        transport = type("Plain", (transport,), {"Channel": kombu_sqla.Channel})
+    other = create_engine(url)
+
+    def meanwhile(*_: object, **__: object) -> None:  # after the check, before the CREATE
+        kombu_sqla.metadata.create_all(other)
+
+    event.listen(kombu_sqla.metadata, "before_create", meanwhile, once=True)
+    try:
+        with Connection(url, transport=transport) as conn, conn.channel() as channel:
+            if not ours:  # the race is real: kombu alone dies of it
+                with pytest.raises(OperationalError, match="already exists"):
+                    channel.queue_declare("intake")
+                return
+            channel.queue_declare("intake")
+            channel.basic_publish(
+                channel.prepare_message("hello"), exchange="", routing_key="intake"
+            )
+            assert channel.basic_get("intake", no_ack=True).body == b"hello"
+    finally:
+        if event.contains(kombu_sqla.metadata, "before_create", meanwhile):
+            event.remove(kombu_sqla.metadata, "before_create", meanwhile)
+        other.dispose()
