@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 from celery import shared_task
 from sqlalchemy.exc import OperationalError
 
 from app.domain.queues import QueueNames
+from app.domain.retries import retry_delay
 from app.infra.broker import TaskNames
 from app.infra.wakes import INBOX
-from app.messaging.dispatch.simulation import receipt_target
+from app.messaging.dispatch.simulation import receipt_targets
 from app.messaging.receipts.drain import drain_inbox
 from app.messaging.states import ConcurrentTransition
 from app.providers.base import RetryableError
@@ -38,19 +40,25 @@ def process_inbox_item(item_id: str) -> int:
     return handled
 
 
-@shared_task(
-    name=TaskNames.SIMULATED_RECEIPTS,
-    autoretry_for=(RetryableError, TransportError),
-    retry_backoff=1,
-    retry_backoff_max=4,
-    max_retries=8,
-)
-def emit_simulated_receipts(message_id: str) -> int:
-    """Let a simulating provider POST its signed receipts back to our own webhook."""
+@shared_task(name=TaskNames.SIMULATED_RECEIPTS, bind=True, max_retries=8)
+def emit_simulated_receipts(self: Any, *message_ids: str) -> int:
+    """Let a simulating provider POST its signed receipts back to our own webhook, for each
+    of a dispatched batch's accepted messages (one id per task before batches: still taken).
+
+    A POST refused or unreachable retries the task, with a jittered backoff, for the messages
+    not yet done only (a receipt posted twice is one receipt anyway: its event id is stable)."""
     with db().session() as session:
-        found = receipt_target(session, settings().public_base_url, message_id)
-    if found is None:
-        log.warning("no receipts to simulate", extra={"message_id": message_id})
-        return 0
-    provider, target = found
-    return provider.simulate_receipts(target)
+        found = receipt_targets(session, settings().public_base_url, message_ids)
+    missing = [m for m in message_ids if m not in found]
+    if missing:
+        log.warning("no receipts to simulate", extra={"message_ids": missing})
+    posted = 0
+    todo = [m for m in message_ids if m in found]
+    for n, message_id in enumerate(todo):
+        provider, target = found[message_id]
+        try:
+            posted += provider.simulate_receipts(target)
+        except (RetryableError, TransportError) as exc:
+            delay = retry_delay(self.request.retries + 1, base=1.0, cap=4.0)
+            raise self.retry(args=todo[n:], exc=exc, countdown=delay.total_seconds()) from exc
+    return posted

@@ -36,6 +36,10 @@ from config import Settings
 
 log = logging.getLogger(__name__)
 
+# A simulating provider's receipts (the sandbox's) for this many sends go in one task: a task
+# a message cost more than the receipts themselves (its outbox row, its publish, a query).
+RECEIPTS_PER_TASK = 50
+
 # (message id, the claim's provider, what the provider answered)
 Sent = tuple[str, str, SendResult | ProviderError]
 
@@ -106,8 +110,12 @@ def record_outcomes(db: Database, settings: Settings, sent: Sequence[Sent]) -> d
             session,
             [m.message_id for m in accepted if rows[m.message_id].body_retention == "none"],
         )
+        by_task: dict[str, list[str]] = {}
         for task, message_id in receipts:
-            enqueue(session, task, [message_id], QueueNames.INTAKE)
+            by_task.setdefault(task, []).append(message_id)
+        for task, ids in by_task.items():  # a simulating provider plays a batch per task
+            for start in range(0, len(ids), RECEIPTS_PER_TASK):
+                enqueue(session, task, ids[start : start + RECEIPTS_PER_TASK], QueueNames.INTAKE)
     return results
 
 
