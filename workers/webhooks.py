@@ -46,9 +46,13 @@ def emit_simulated_receipts(self: Any, *message_ids: str) -> int:
     of a dispatched batch's accepted messages (one id per task before batches: still taken).
 
     A POST refused or unreachable retries the task, with a jittered backoff, for the messages
-    not yet done only (a receipt posted twice is one receipt anyway: its event id is stable)."""
-    with db().session() as session:
-        found = receipt_targets(session, settings().public_base_url, message_ids)
+    not yet done only (a receipt posted twice is one receipt anyway: its event id is stable);
+    the database away while the targets are read retries the whole batch."""
+    try:
+        with db().session() as session:
+            found = receipt_targets(session, settings().public_base_url, message_ids)
+    except OperationalError as exc:  # the database away: the whole batch, a little later
+        raise self.retry(args=list(message_ids), exc=exc, countdown=_backoff(self)) from exc
     missing = [m for m in message_ids if m not in found]
     if missing:
         log.warning("no receipts to simulate", extra={"message_ids": missing})
@@ -59,6 +63,10 @@ def emit_simulated_receipts(self: Any, *message_ids: str) -> int:
         try:
             posted += provider.simulate_receipts(target)
         except (RetryableError, TransportError) as exc:
-            delay = retry_delay(self.request.retries + 1, base=1.0, cap=4.0)
-            raise self.retry(args=todo[n:], exc=exc, countdown=delay.total_seconds()) from exc
+            raise self.retry(args=todo[n:], exc=exc, countdown=_backoff(self)) from exc
     return posted
+
+
+def _backoff(task: Any) -> float:
+    """Seconds before a receipts task's next try: jittered, from 1 s doubling to 4 s."""
+    return retry_delay(task.request.retries + 1, base=1.0, cap=4.0).total_seconds()

@@ -11,10 +11,11 @@ from typing import Any
 import pytest
 from flask import Flask
 from sqlalchemy import func, select
+from sqlalchemy.exc import OperationalError
 from werkzeug.serving import make_server
 
 import workers.webhooks as webhooks
-from app.infra.db import Database
+from app.infra.db import Database, make_database
 from app.infra.outbox import Outbox
 from app.infra.ratelimit import DatabaseLimiter
 from app.messaging.dispatch.batch import drain_lane
@@ -112,6 +113,35 @@ def test_a_batch_owes_its_receipts_a_task_per_fifty_sends_and_each_is_posted_onc
         )
     assert stored == 2 * RECEIPTS_PER_TASK  # sent and delivered for each, none twice
     assert server.seen == 2 * RECEIPTS_PER_TASK + 1  # the refused POST, then the rest once
+    # A task with one id, as they were queued before batches, is still taken.
+    other = next(c for c in mine if c != chunk)[0]
+    with app.app_context():
+        assert task.run(other) == 2
+
+
+def test_the_database_away_retries_the_whole_batch(
+    app: Flask, settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A real connection to a port nothing listens on (the database gone), not a stub.
+    gone = make_database(
+        dataclasses.replace(settings, database_url="postgresql+psycopg2://x@127.0.0.1:9/none")
+    )
+    monkeypatch.setattr(webhooks, "db", lambda: gone)
+    retried: list[list[str]] = []
+
+    class Retry(Exception):
+        pass
+
+    def retry(*, args: list[str], exc: Exception, countdown: float) -> Exception:
+        assert isinstance(exc, OperationalError) and 0 < countdown <= 4
+        retried.append(args)
+        return Retry()
+
+    monkeypatch.setattr(webhooks.emit_simulated_receipts, "retry", retry)
+    with app.app_context(), pytest.raises(Retry):
+        webhooks.emit_simulated_receipts.run("msg_a", "msg_b")
+    assert retried == [["msg_a", "msg_b"]]
+    gone.engine.dispose()
 
 
 def test_targets_leave_out_what_there_is_nothing_to_simulate_for(
