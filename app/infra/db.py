@@ -185,31 +185,55 @@ def insert_rows(
         session.execute(statement, rows)
         return []
     names = list(rows[0])
-    varying: list[str] = []  # column names, each bound as an array
-    constant: list[str] = []  # column names, each bound once
-    params: dict[str, Any] = {}
-    casts: dict[str, str] = {}
+    varying: dict[str, list[Any]] = {}
+    constant: dict[str, Any] = {}
     for n, name in enumerate(names):
-        column = table.c[name]
-        process = column.type.bind_processor(dialect)
         values = [r[name] for r in rows]
-        key, ddl = f"c{n}", column.type.compile(dialect=dialect)
         # Every row alike: bound once (the first column always varies, so unnest yields a
         # row for each row given even when all are alike).
         if n > 0 and all(v == values[0] for v in values):
-            params[key] = process(values[0]) if process else values[0]
-            constant.append(name)
-            casts[name] = f"CAST(:{key} AS {ddl})"
+            constant[name] = values[0]
         else:
+            varying[name] = values
+    return insert_columns(session, table, varying, constant, *returning, ignore=ignore)
+
+
+def insert_columns(
+    session: Session,
+    table: Any,
+    varying: dict[str, list[Any]],
+    constant: dict[str, Any],
+    *returning: Any,
+    ignore: list[str] | None = None,
+) -> list[Any]:
+    """Postgres: rows given by column, one INSERT ... SELECT FROM unnest.
+
+    ``varying`` holds a list per column (all of one length: the rows); ``constant`` a value
+    per column, alike in every row and bound once. Each value goes through its column's
+    type. The batch hot paths that already hold their values by column (a campaign's
+    expansion) call this directly, with no row dicts in between.
+    """
+    if not varying:
+        raise ValueError("at least one column must vary: unnest yields the rows")
+    dialect = session.get_bind().dialect
+    params: dict[str, Any] = {}
+    arrays: list[str] = []
+    singles: list[str] = []
+    for n, (name, values) in enumerate([*varying.items(), *constant.items()]):
+        column = table.c[name]
+        process = column.type.bind_processor(dialect)
+        key, ddl = f"c{n}", column.type.compile(dialect=dialect)
+        if name in varying:
             params[key] = [process(v) for v in values] if process else values
-            varying.append(name)
-            casts[name] = f"CAST(:{key} AS {ddl}[])"
-    arrays = ", ".join(casts[name] for name in varying)
-    selected = ", ".join(["v.*", *(casts[name] for name in constant)])
+            arrays.append(f"CAST(:{key} AS {ddl}[])")
+        else:
+            params[key] = process(values) if process else values
+            singles.append(f"CAST(:{key} AS {ddl})")
+    selected = ", ".join(["v.*", *singles])
     # Table and column names come from the model; every value is a bound parameter.
     sql = (
-        f"INSERT INTO {table.name} ({', '.join(varying + constant)}) "  # noqa: S608
-        f"SELECT {selected} FROM unnest({arrays}) AS v"
+        f"INSERT INTO {table.name} ({', '.join([*varying, *constant])}) "  # noqa: S608
+        f"SELECT {selected} FROM unnest({', '.join(arrays)}) AS v"
     )
     if ignore is not None:
         sql += f" ON CONFLICT ({', '.join(ignore)}) DO NOTHING"

@@ -80,6 +80,9 @@ class CampaignRecipient(Base):
     # The row's variables, a JSON text encrypted as a whole (they may hold personal data).
     variables: Mapped[str | None] = mapped_column(Encrypted(), default=None)
     reference: Mapped[str | None] = mapped_column(String(200), default=None)
+    # The number's zone, found at upload: '' when it has no single zone (the tenant's then
+    # applies), NULL for a row written before the column (the expansion finds it then).
+    timezone: Mapped[str | None] = mapped_column(String(64), default=None)
     state: Mapped[str] = mapped_column(String(8), default="pending")
     reason: Mapped[str | None] = mapped_column(String(64), default=None)
     message_id: Mapped[str | None] = mapped_column(String(40), default=None)

@@ -73,6 +73,7 @@ ACCEPTED_TO_DELIVERED = Histogram(
 )
 
 _PENDING = "switchboard.metrics.transitions"
+_ALIKE = "switchboard.metrics.alike"
 _DECODE = {c: i for i, c in enumerate(CROCKFORD)}
 
 
@@ -104,6 +105,16 @@ class Applied:
 def count_transitions(session: Session, moves: Iterable[Applied]) -> None:
     """Count these applied transitions when ``session`` commits (never if it rolls back)."""
     session.info.setdefault(_PENDING, []).extend(moves)
+
+
+def count_alike(session: Session, status: str, reason: str | None, count: int) -> None:
+    """Count ``count`` applied transitions alike (to ``status`` for ``reason``) when
+    ``session`` commits: a batch of new messages, counted without an object each. Only for
+    statuses that feed no latency histogram (not ``accepted`` nor ``delivered``)."""
+    if status in ("accepted", "delivered"):
+        raise ValueError(f"{status} is timed per message: count it with count_transitions")
+    if count:
+        session.info.setdefault(_ALIKE, []).append((status, reason or "", count))
 
 
 def count_now(moves: Iterable[Applied]) -> None:
@@ -138,10 +149,13 @@ def _flush(session: Session) -> None:
     pending = session.info.pop(_PENDING, None)
     if pending:
         count_now(pending)
+    for status, reason, count in session.info.pop(_ALIKE, ()):
+        TRANSITIONS.labels(status, reason).inc(count)
 
 
 def _forget(session: Session) -> None:
     session.info.pop(_PENDING, None)
+    session.info.pop(_ALIKE, None)
 
 
 def install_metrics_hook(factory: sessionmaker[Session]) -> None:

@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import IO, Any
 
-from app.domain.phones import InvalidPhoneNumber, to_e164
+from app.domain.phones import InvalidPhoneNumber, timezone_for, to_e164
 
 MAX_REFERENCE = 200
 MAX_VARIABLE_TEXT = 1000
@@ -56,6 +56,8 @@ class Row:
     phone: str
     variables: dict[str, Any]
     reference: str | None
+    # The number's time zone ('' when it has none of its own), found while it is parsed.
+    zone: str = ""
 
 
 # Checks a row's variables against the campaign's template: the problems, each with its field.
@@ -121,7 +123,8 @@ def check_row(
             errors.append(RowError(number, name, code, message))
     if errors:
         return errors
-    return Row(number, e164, variables, reference or None)
+    # The number was just parsed (and the parse is cached): its zone costs a lookup.
+    return Row(number, e164, variables, reference or None, timezone_for(e164) or "")
 
 
 def json_rows(recipients: Any, check: VariableCheck | None, checked: Checked) -> Iterator[Row]:

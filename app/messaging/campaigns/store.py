@@ -196,6 +196,7 @@ def add_recipients(
                         "phone_index": index,
                         "variables": json.dumps(row.variables) if row.variables else None,
                         "reference": row.reference,
+                        "timezone": row.zone,
                         "state": "skipped" if reason else "pending",
                         "reason": reason,
                         "message_id": None,
