@@ -167,7 +167,7 @@ class Settings:
     # expansion of a running campaign; the most recipients one campaign takes, and the
     # largest upload (a CSV of 100,000 rows is a few megabytes); how many batches of one
     # campaign (without a rate of its own) are made at once on Postgres.
-    campaign_batch_size: int = 500
+    campaign_batch_size: int = 2000
     campaign_parallel: int = 2
     campaign_interval: float = 10.0
     campaign_max_recipients: int = 100_000
@@ -547,7 +547,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         or hmac.new(blind_raw.encode(), b"switchboard oauth tokens", "sha256").hexdigest(),
         oauth_token_seconds=_int(env, "OAUTH_TOKEN_SECONDS", 900, minimum=30, maximum=86400),
         privacy_interval=_float(env, "PRIVACY_INTERVAL", 30.0),
-        campaign_batch_size=_int(env, "CAMPAIGN_BATCH_SIZE", 500, minimum=1, maximum=5000),
+        campaign_batch_size=_int(env, "CAMPAIGN_BATCH_SIZE", 2000, minimum=1, maximum=5000),
         campaign_interval=_float(env, "CAMPAIGN_INTERVAL", 10.0),
         campaign_parallel=_int(env, "CAMPAIGN_PARALLEL", 2, minimum=1, maximum=8),
         campaign_max_recipients=_int(env, "CAMPAIGN_MAX_RECIPIENTS", 100_000, minimum=1),

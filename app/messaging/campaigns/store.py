@@ -23,6 +23,7 @@ from app.domain.clock import utcnow
 from app.domain.ids import new_id
 from app.domain.reasons import StatusReason
 from app.infra.db import Database, insert_rows
+from app.infra.overlap import Overlapped
 from app.messaging.campaigns.rows import Checked, Row, VariableCheck, batches
 from app.messaging.campaigns.spec import CampaignSpec
 from app.messaging.compliance.consent import states_for
@@ -168,66 +169,87 @@ def add_recipients(
     Opted-out numbers are written ``skipped``. ``count_duplicates``: False for a retry of the
     same upload, whose rows are already there."""
     uploaded = Uploaded()
-    ring = keyring()
-    for batch in batches(rows, BATCH):
-        with db.session() as session:
-            campaign = session.get(Campaign, campaign_id, with_for_update=True)
-            if campaign is None or campaign.status not in OPEN:
-                raise NotOpen(campaign_id)
-            channel = campaign.channels[0]
-            indexes = [ring.blind_index(r.phone) for r in batch]
-            consent = states_for(session, {(tenant.id, i, channel) for i in indexes})
-            now = utcnow()
-            values = []
-            for row, index in zip(batch, indexes, strict=True):
-                state = consent[(tenant.id, index, channel)]
-                reason = (
-                    StatusReason.RECIPIENT_OPTED_OUT.value
-                    if state.opted_out
-                    else StatusReason.NO_CONSENT.value
-                    if state.status is None and tenant.consent_policy == "opt_in"
-                    else None
-                )
-                values.append(
-                    {
-                        "campaign_id": campaign_id,
-                        "tenant_id": tenant.id,
-                        "phone": row.phone,
-                        "phone_index": index,
-                        "variables": json.dumps(row.variables) if row.variables else None,
-                        "reference": row.reference,
-                        "timezone": row.zone,
-                        "state": "skipped" if reason else "pending",
-                        "reason": reason,
-                        "message_id": None,
-                        "created_at": now,
-                    }
-                )
-            inserted = insert_rows(
-                session,
-                _RECIPIENTS,
-                values,
-                _RECIPIENTS.c.id,
-                _RECIPIENTS.c.phone_index,
-                _RECIPIENTS.c.reason,
-                ignore=["campaign_id", "phone_index"],
-            )
-            new = {r.phone_index: r for r in inserted}
-            for row, index in zip(batch, indexes, strict=True):
-                found = new.pop(index, None)
-                if found is None:  # already in the campaign, from this upload or an earlier one
-                    uploaded.duplicates += 1
-                    if len(uploaded.duplicate_rows) < 100:
-                        uploaded.duplicate_rows.append(row.number)
-                elif found.reason:
-                    uploaded.skipped[found.reason] = uploaded.skipped.get(found.reason, 0) + 1
-                else:
-                    uploaded.added += 1
-            if count_duplicates:
-                campaign.duplicate_rows += len(batch) - len(inserted)
-            session.commit()
-            written.extend(r.id for r in inserted)
+
+    def write(batch: list[Row]) -> None:
+        _write_batch(db, tenant, campaign_id, batch, uploaded, written, count_duplicates)
+
+    # The rows are parsed and checked here while the batch before is written (the parse
+    # holds the GIL; the write mostly waits on the database).
+    with Overlapped(write, name="campaign-upload") as writer:
+        for batch in batches(rows, BATCH):
+            writer.submit(batch)
     return uploaded
+
+
+def _write_batch(
+    db: Database,
+    tenant: Tenant,
+    campaign_id: str,
+    batch: list[Row],
+    uploaded: Uploaded,
+    written: list[int],
+    count_duplicates: bool,
+) -> None:
+    """One batch in one transaction; its new recipients' ids go to ``written`` once it has
+    committed."""
+    ring = keyring()
+    with db.session() as session:
+        campaign = session.get(Campaign, campaign_id, with_for_update=True)
+        if campaign is None or campaign.status not in OPEN:
+            raise NotOpen(campaign_id)
+        channel = campaign.channels[0]
+        indexes = [ring.blind_index(r.phone) for r in batch]
+        consent = states_for(session, {(tenant.id, i, channel) for i in indexes})
+        now = utcnow()
+        values = []
+        for row, index in zip(batch, indexes, strict=True):
+            state = consent[(tenant.id, index, channel)]
+            reason = (
+                StatusReason.RECIPIENT_OPTED_OUT.value
+                if state.opted_out
+                else StatusReason.NO_CONSENT.value
+                if state.status is None and tenant.consent_policy == "opt_in"
+                else None
+            )
+            values.append(
+                {
+                    "campaign_id": campaign_id,
+                    "tenant_id": tenant.id,
+                    "phone": row.phone,
+                    "phone_index": index,
+                    "variables": json.dumps(row.variables) if row.variables else None,
+                    "reference": row.reference,
+                    "timezone": row.zone,
+                    "state": "skipped" if reason else "pending",
+                    "reason": reason,
+                    "message_id": None,
+                    "created_at": now,
+                }
+            )
+        inserted = insert_rows(
+            session,
+            _RECIPIENTS,
+            values,
+            _RECIPIENTS.c.id,
+            _RECIPIENTS.c.phone_index,
+            _RECIPIENTS.c.reason,
+            ignore=["campaign_id", "phone_index"],
+        )
+        new = {r.phone_index: r for r in inserted}
+        for row, index in zip(batch, indexes, strict=True):
+            found = new.pop(index, None)
+            if found is None:  # already in the campaign, from this upload or an earlier one
+                uploaded.duplicates += 1
+                if len(uploaded.duplicate_rows) < 100:
+                    uploaded.duplicate_rows.append(row.number)
+            elif found.reason:
+                uploaded.skipped[found.reason] = uploaded.skipped.get(found.reason, 0) + 1
+            else:
+                uploaded.added += 1
+        if count_duplicates:
+            campaign.duplicate_rows += len(batch) - len(inserted)
+        session.commit()
+        written.extend(r.id for r in inserted)
 
 
 def note_invalid(db: Database, campaign_id: str, checked: Checked) -> None:
