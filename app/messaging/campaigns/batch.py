@@ -14,13 +14,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import ARRAY, String, any_, bindparam, select, text, update
+from sqlalchemy import bindparam, select, text, update
 from sqlalchemy.orm import Session
 
 from app.domain.clock import utcnow
 from app.domain.ids import new_ids
 from app.domain.phones import timezone_for
-from app.infra.db import insert_rows
+from app.infra.db import any_of, insert_rows
 from app.models import CampaignRecipient, Contact
 
 _CONTACTS: Any = Contact.__table__
@@ -85,14 +85,8 @@ def _postgres(session: Session) -> bool:
 def _found(session: Session, tenant_id: str, indexes: list[str]) -> dict[str, ContactRef]:
     if not indexes:
         return {}
-    # On Postgres one array, not a parameter per index (planned alike whatever the count).
-    match = (
-        Contact.phone_index == any_(bindparam("indexes", indexes, type_=ARRAY(String(64))))
-        if _postgres(session)
-        else Contact.phone_index.in_(indexes)
-    )
     query = select(Contact.id, Contact.phone_index, Contact.timezone, Contact.locale).where(
-        Contact.tenant_id == tenant_id, match
+        Contact.tenant_id == tenant_id, any_of(session, Contact.phone_index, indexes)
     )
     return {row.phone_index: ContactRef(*row) for row in session.execute(query)}
 

@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session
 from app.domain.clock import utcnow
 from app.domain.reasons import StatusReason
 from app.domain.statuses import CANCELABLE, Status
+from app.infra.db import any_of
 from app.messaging.states import apply_transition, record_note
 from app.models import ConsentRecord, Contact, Message, Suppression
 from app.security import audit
@@ -122,7 +123,10 @@ def states_for(session: Session, keys: Collection[ConsentKey]) -> dict[ConsentKe
             ConsentRecord.created_at,
             ConsentRecord.source,
         )
-        .where(ConsentRecord.tenant_id.in_(tenants), ConsentRecord.phone_index.in_(phones))
+        .where(
+            ConsentRecord.tenant_id.in_(tenants),
+            any_of(session, ConsentRecord.phone_index, phones),
+        )
         .order_by(ConsentRecord.id)
     )
     for record_id, tenant_id, phone_index, channel, status, created_at, source in records:
@@ -131,7 +135,8 @@ def states_for(session: Session, keys: Collection[ConsentKey]) -> dict[ConsentKe
         ((t, p), at)
         for t, p, at in session.execute(
             select(Suppression.tenant_id, Suppression.phone_index, Suppression.created_at).where(
-                Suppression.tenant_id.in_(tenants), Suppression.phone_index.in_(phones)
+                Suppression.tenant_id.in_(tenants),
+                any_of(session, Suppression.phone_index, phones),
             )
         )
     )
