@@ -33,6 +33,32 @@ def to_e164(raw: str) -> str:
     return str(phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164))
 
 
+def to_e164_with_zone(raw: str) -> tuple[str, str | None]:
+    """``to_e164`` and ``timezone_for`` in one, for a campaign's upload (100,000 numbers).
+
+    phonenumbers works out a number's type (a dozen patterns of its region) four times when
+    asked for validity and then the zone; this asks once: a number is valid exactly when it
+    has a type, and its zones follow from the type (geographic: by prefix; else the
+    country's). A test holds the result equal to the two functions over every region's
+    example numbers and their neighbours."""
+    if not raw.startswith("+"):
+        raise InvalidPhoneNumber("must be in E.164 form, starting with + and the country code")
+    try:
+        parsed = phonenumbers.parse(raw, None)
+    except phonenumbers.NumberParseException as exc:
+        raise InvalidPhoneNumber(f"not a phone number: {exc}") from None
+    kind = phonenumbers.number_type(parsed)
+    if kind == phonenumbers.PhoneNumberType.UNKNOWN:
+        raise InvalidPhoneNumber("not a valid number for its country")
+    if phonenumbers.is_number_type_geographical(kind, parsed.country_code or 0):
+        names = pn_timezone.time_zones_for_geographical_number(parsed)
+    else:
+        # Not exported, but what time_zones_for_number calls here; the test holds it.
+        names = pn_timezone._country_level_time_zones_for_number(parsed)
+    e164 = str(phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164))
+    return e164, _one_clock(tuple(names))
+
+
 def timezone_for(e164: str) -> str | None:
     """The number's time zone, when every zone phonenumbers names for it keeps the same clock.
 

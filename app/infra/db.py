@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any, TypeVar
 
-from sqlalchemy import ARRAY, Engine, String, any_, bindparam, create_engine, event, text
+from sqlalchemy import ARRAY, Engine, String, any_, bindparam, cast, create_engine, event, text
 from sqlalchemy.exc import DBAPIError, DisconnectionError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -155,13 +156,37 @@ def insert_ignore_many(
     return list(session.execute(statement, rows).all())
 
 
-def any_of(session: Session, column: Any, values: list[str]) -> Any:
+def array_literal(values: Sequence[Any]) -> str:
+    """A Postgres array literal (``{"a","b",NULL}``) of values already in their bound form.
+
+    A batch's array goes to the server as this one text parameter: psycopg2 would send a
+    list as ``ARRAY['a', 'b', ...]``, an expression of thousands of constants that it quotes
+    one by one and the server parses one by one (4.7 ms for two arrays of 2,000, beside
+    0.7 ms as literals, measured here). Every element is quoted, so any text is safe.
+    """
+    parts = []
+    for value in values:
+        if value is None:
+            parts.append("NULL")
+            continue
+        if isinstance(value, datetime):
+            text_value = value.isoformat()
+        elif isinstance(value, bool):
+            text_value = "true" if value else "false"
+        else:
+            text_value = str(value)
+        parts.append('"' + text_value.replace("\\", "\\\\").replace('"', '\\"') + '"')
+    return "{" + ",".join(parts) + "}"
+
+
+def any_of(session: Session, column: Any, values: Sequence[str]) -> Any:
     """``column IN values`` for a batch: on Postgres one array parameter (``= ANY``), which
     Postgres plans as it plans an IN list, without a bound parameter per value for
     SQLAlchemy to render and psycopg2 to quote (thousands, for a campaign's batch).
     Elsewhere, IN."""
     if session.get_bind().dialect.name == "postgresql":
-        return column == any_(bindparam(None, list(values), type_=ARRAY(String())))
+        literal = bindparam(None, array_literal(values), type_=String())
+        return column == any_(cast(literal, ARRAY(String())))
     return column.in_(values)
 
 
@@ -234,7 +259,7 @@ def insert_columns(
         process = column.type.bind_processor(dialect)
         key, ddl = f"c{n}", column.type.compile(dialect=dialect)
         if name in varying:
-            params[key] = [process(v) for v in values] if process else values
+            params[key] = array_literal([process(v) for v in values] if process else values)
             arrays.append(f"CAST(:{key} AS {ddl}[])")
         else:
             params[key] = process(values) if process else values

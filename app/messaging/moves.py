@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session
 from app.crm.owed import owe, owed_by_event
 from app.domain.clock import utcnow
 from app.domain.statuses import Outcome
-from app.infra.db import insert_rows
+from app.infra.db import array_literal, insert_rows
 from app.messaging.states import ConcurrentTransition
 from app.models import Message, MessageEvent
 from app.observability.metrics import Applied, accepted_times, count_transitions
@@ -107,13 +107,13 @@ def _write_postgres(
     )
     params: dict[str, Any] = {
         "now": now,
-        "id": [m.message_id for m in applied],
-        "from_status": [m.from_status for m in applied],
-        "status": [m.to_status for m in applied],
-        "status_reason": [m.reason for m in applied],
+        "id": array_literal([m.message_id for m in applied]),
+        "from_status": array_literal([m.from_status for m in applied]),
+        "status": array_literal([m.to_status for m in applied]),
+        "status_reason": array_literal([m.reason for m in applied]),
     }
     for column in columns:
-        params[column] = [m.changes.get(column) for m in applied]
+        params[column] = array_literal([m.changes.get(column) for m in applied])
     return int(getattr(session.execute(statement, params), "rowcount", len(applied)))
 
 

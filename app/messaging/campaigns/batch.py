@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session
 from app.domain.clock import utcnow
 from app.domain.ids import new_ids
 from app.domain.phones import timezone_for
-from app.infra.db import any_of, insert_rows
+from app.infra.db import any_of, array_literal, insert_rows
 from app.models import CampaignRecipient, Contact
 
 _CONTACTS: Any = Contact.__table__
@@ -139,9 +139,9 @@ def contacts_for(
                 "tenant_id": tenant_id,
                 "refs": "{}",
                 "now": now,
-                "rid": [c.id for c in missing],
-                "cid": ids,
-                "zone": [zones[c.id] for c in missing],
+                "rid": array_literal([c.id for c in missing]),
+                "cid": array_literal(ids),
+                "zone": array_literal([zones[c.id] for c in missing]),
             },
         )
         found.update({row.phone_index: ContactRef(*row) for row in rows})
@@ -206,7 +206,12 @@ class Outcomes:
         if _postgres(session):
             session.execute(
                 _MARK_PG,
-                {"rid": self.rid, "state": self.state, "reason": self.reason, "mid": self.mid},
+                {
+                    "rid": array_literal(self.rid),
+                    "state": array_literal(self.state),
+                    "reason": array_literal(self.reason),
+                    "mid": array_literal(self.mid),
+                },
             )
             return
         session.execute(

@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import IO, Any
 
-from app.domain.phones import InvalidPhoneNumber, timezone_for, to_e164
+from app.domain.phones import InvalidPhoneNumber, to_e164_with_zone
 
 MAX_REFERENCE = 200
 MAX_VARIABLE_TEXT = 1000
@@ -93,12 +93,12 @@ def check_row(
 ) -> Row | list[RowError]:
     """One row, checked: the Row, or every problem it has."""
     errors: list[RowError] = []
-    e164 = ""
+    e164, zone = "", None
     if not isinstance(phone, str) or not phone.strip():
         errors.append(RowError(number, "phone", "required", "a phone number is required"))
     else:
         try:
-            e164 = to_e164(phone.strip())
+            e164, zone = to_e164_with_zone(phone.strip())
         except InvalidPhoneNumber as exc:
             errors.append(RowError(number, "phone", "invalid_number", str(exc)))
     if reference is not None and (
@@ -123,8 +123,7 @@ def check_row(
             errors.append(RowError(number, name, code, message))
     if errors:
         return errors
-    # The number was just parsed (and the parse is cached): its zone costs a lookup.
-    return Row(number, e164, variables, reference or None, timezone_for(e164) or "")
+    return Row(number, e164, variables, reference or None, zone or "")
 
 
 def json_rows(recipients: Any, check: VariableCheck | None, checked: Checked) -> Iterator[Row]:

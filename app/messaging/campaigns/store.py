@@ -31,7 +31,7 @@ from app.messaging.intake.routing import choose_route
 from app.models import Campaign, CampaignRecipient, Tenant
 from app.security.crypto import keyring
 
-BATCH = 500
+BATCH = 2000
 # A completed campaign takes more rows: it runs again for them.
 OPEN = ("draft", "running", "paused", "completed")
 _RECIPIENTS: Any = CampaignRecipient.__table__

@@ -101,6 +101,8 @@ def _state(
 
 
 ConsentKey = tuple[str, str, str]  # tenant id, phone index, channel
+# The state of a number with no record and no suppression (frozen: one object serves all).
+_NO_RECORD = _state(None, None, None, None)
 
 
 def states_for(session: Session, keys: Collection[ConsentKey]) -> dict[ConsentKey, ConsentState]:
@@ -143,6 +145,9 @@ def states_for(session: Session, keys: Collection[ConsentKey]) -> dict[ConsentKe
     found: dict[ConsentKey, ConsentState] = {}
     for key in keys:
         tenant_id, phone_index, channel = key
+        if not newest and not suppressed:  # the usual batch: no record for any of them
+            found[key] = _NO_RECORD
+            continue
         candidates = [
             newest[k]
             for k in ((tenant_id, phone_index, channel), (tenant_id, phone_index, "all"))

@@ -11,6 +11,7 @@ import pytest
 import requests
 from sqlalchemy import func, select
 
+from app.messaging.campaigns import store
 from app.models import Campaign, CampaignRecipient, Message
 from tests.e2e.conftest import Run
 from tests.e2e.test_crashes import FAST_RECOVERY
@@ -21,7 +22,7 @@ from tests.support.tcp_proxy import proxy_for, via
 pytestmark = [pytest.mark.e2e, pytest.mark.postgres]
 
 NUMBERS = [f"+1202557{n:04d}" for n in range(10_000)]
-CUT_AT = 7500  # rows sent before the cut: more than the 64 KiB the web reads at a time
+CUT_AT = 7500  # rows sent before the cut: more than the 64 KiB the web reads, and a batch
 KEY = "upload-across-a-cut"
 
 
@@ -73,7 +74,8 @@ def test_postgres_cut_mid_upload_503_then_the_retry_completes_each_number_once(
         assert campaign is not None and campaign.status == "draft"  # a draft: it sends nothing
         assert s.scalar(select(func.count()).where(Message.campaign_id == campaign.id)) == 0
     kept = held()
-    assert 0 < kept <= CUT_AT and kept % 500 == 0, kept  # exactly the batches that committed
+    # Exactly the batches that committed.
+    assert 0 < kept <= CUT_AT and kept % store.BATCH == 0, (kept, store.BATCH)
     assert down.json()["campaign_id"] == campaign.id
 
     body = ("phone\n" + "".join(f"{n}\n" for n in NUMBERS)).encode()
