@@ -86,7 +86,7 @@ def campaigns_send(
     from app.messaging.campaigns.rows import FileProblem, csv_rows
     from app.messaging.campaigns.spec import CampaignSpec
     from app.messaging.campaigns.store import Bound, CampaignConflict, open_campaign
-    from app.messaging.campaigns.submit import finish, upload
+    from app.messaging.campaigns.submit import expansions_for, finish, upload
     from app.messaging.intake.routing import NoRoute
 
     fields: dict[str, Any] = {
@@ -153,6 +153,7 @@ def campaigns_send(
             created=created,
             start=spec.start,
             actor="cli",
+            expansions=expansions_for(settings, uploaded.added),
         )
         session.expire_all()
         fresh = session.get(type(campaign), campaign_id)

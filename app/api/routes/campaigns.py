@@ -35,7 +35,7 @@ from app.messaging.campaigns.control import NotAllowed, control, owe_expansion
 from app.messaging.campaigns.rows import Checked, FileProblem, Row, csv_rows, json_rows
 from app.messaging.campaigns.spec import CampaignSpec, spec_from_query
 from app.messaging.campaigns.store import Bound, CampaignConflict, NotOpen, Uploaded, open_campaign
-from app.messaging.campaigns.submit import finish, upload
+from app.messaging.campaigns.submit import expansions_for, finish, upload
 from app.messaging.intake.routing import NoRoute
 from app.models import Campaign, CampaignRecipient, Tenant
 from config import Settings
@@ -216,6 +216,7 @@ def create_campaign() -> Any:
         created=created,
         start=spec.start,
         actor=g.actor,
+        expansions=expansions_for(_settings(), uploaded.added),
     )
     upload_view = uploaded.as_dict(checked)
     if spec.start and checked.error_count:

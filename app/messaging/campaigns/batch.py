@@ -100,7 +100,8 @@ def _phones(session: Session, ids: list[int]) -> dict[int, str]:
 
 
 def _zones(session: Session, missing: Sequence[Claimed]) -> dict[int, str | None]:
-    """Each new contact's zone: the upload's, or found from the number for an older row."""
+    """Each new contact's zone: the upload's, or found from the number for a row written
+    before the upload kept zones."""
     zones: dict[int, str | None] = {c.id: (c.zone or None) for c in missing}
     older = [c.id for c in missing if c.zone is None]
     if older:
@@ -123,47 +124,59 @@ _COPY_CONTACTS = text(
 def contacts_for(
     session: Session, tenant_id: str, claimed: Sequence[Claimed]
 ) -> dict[str, ContactRef]:
-    """Each claimed recipient's contact, by blind index: found, or made (two statements, and
-    a third only when another writer made one of them in between)."""
-    found = _found(session, tenant_id, [c.phone_index for c in claimed])
-    missing = [c for c in claimed if c.phone_index not in found]
-    if not missing:
-        return found
-    zones = _zones(session, missing)
-    ids = new_ids("con", len(missing))
-    now = utcnow()
+    """Each claimed recipient's contact, by blind index: made, or found (two statements)."""
     if _postgres(session):
-        rows = session.execute(
-            _COPY_CONTACTS,
-            {
-                "tenant_id": tenant_id,
-                "refs": "{}",
-                "now": now,
-                "rid": array_literal([c.id for c in missing]),
-                "cid": array_literal(ids),
-                "zone": array_literal([zones[c.id] for c in missing]),
-            },
-        )
-        found.update({row.phone_index: ContactRef(*row) for row in rows})
+        # Made first: a campaign is mostly new numbers, whose rows the INSERT returns; only
+        # the numbers it found already there are read after.
+        found = _copy_contacts(session, tenant_id, claimed)
     else:
-        phones = _phones(session, [c.id for c in missing])
-        values: list[dict[str, Any]] = [
-            {
-                "id": contact_id,
-                "tenant_id": tenant_id,
-                "phone": phones[c.id],  # the column type encrypts it
-                "phone_index": c.phone_index,
-                "timezone": zones[c.id],
-                "locale": None,
-                "crm_refs": {},
-                "created_at": now,
-            }
-            for c, contact_id in zip(missing, ids, strict=True)
-        ]
-        insert_rows(session, _CONTACTS, values, ignore=["tenant_id", "phone_index"])
-    left = [c.phone_index for c in missing if c.phone_index not in found]
+        found = _found(session, tenant_id, [c.phone_index for c in claimed])
+        missing = [c for c in claimed if c.phone_index not in found]
+        if missing:
+            _insert_contacts(session, tenant_id, missing)
+    left = [c.phone_index for c in claimed if c.phone_index not in found]
     found.update(_found(session, tenant_id, left))
     return found
+
+
+def _copy_contacts(
+    session: Session, tenant_id: str, claimed: Sequence[Claimed]
+) -> dict[str, ContactRef]:
+    """Postgres: new contacts with the recipients' stored ciphertext, in SQL; those made."""
+    zones = _zones(session, claimed)
+    rows = session.execute(
+        _COPY_CONTACTS,
+        {
+            "tenant_id": tenant_id,
+            "refs": "{}",
+            "now": utcnow(),
+            "rid": array_literal([c.id for c in claimed]),
+            "cid": array_literal(new_ids("con", len(claimed))),
+            "zone": array_literal([zones[c.id] for c in claimed]),
+        },
+    )
+    return {row.phone_index: ContactRef(*row) for row in rows}
+
+
+def _insert_contacts(session: Session, tenant_id: str, missing: Sequence[Claimed]) -> None:
+    """Elsewhere: the numbers read and written through the column's type."""
+    zones = _zones(session, missing)
+    phones = _phones(session, [c.id for c in missing])
+    now = utcnow()
+    values: list[dict[str, Any]] = [
+        {
+            "id": contact_id,
+            "tenant_id": tenant_id,
+            "phone": phones[c.id],  # the column type encrypts it
+            "phone_index": c.phone_index,
+            "timezone": zones[c.id],
+            "locale": None,
+            "crm_refs": {},
+            "created_at": now,
+        }
+        for c, contact_id in zip(missing, new_ids("con", len(missing)), strict=True)
+    ]
+    insert_rows(session, _CONTACTS, values, ignore=["tenant_id", "phone_index"])
 
 
 _MARK_PG = text(

@@ -63,8 +63,12 @@ def owe_expansion(session: Session, campaign_id: str) -> None:
     enqueue(session, TaskNames.EXPAND_CAMPAIGN, [campaign_id], QueueNames.INTAKE)
 
 
-def control(session: Session, campaign: Campaign, action: str, actor: str) -> Controlled:
-    """Apply ``action`` to the campaign (locked by the caller). The caller commits."""
+def control(
+    session: Session, campaign: Campaign, action: str, actor: str, expansions: int = 1
+) -> Controlled:
+    """Apply ``action`` to the campaign (locked by the caller). The caller commits.
+    ``expansions``: how many expansion tasks a start owes (a large campaign's batches go side
+    by side from the first, rather than after its first batch)."""
     target = {"start": "running", "pause": "paused", "resume": "running", "cancel": "canceled"}[
         action
     ]
@@ -76,7 +80,8 @@ def control(session: Session, campaign: Campaign, action: str, actor: str) -> Co
     moved = 0
     if action == "start":
         campaign.started_at = now
-        owe_expansion(session, campaign.id)
+        for _ in range(max(1, expansions)):
+            owe_expansion(session, campaign.id)
     elif action == "pause":
         moved = _hold(session, campaign, now)
     elif action == "resume":

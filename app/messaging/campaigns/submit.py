@@ -22,6 +22,7 @@ from app.messaging.campaigns.store import (
 )
 from app.models import Campaign, CampaignRecipient, Tenant
 from app.security import audit
+from config import Settings
 
 RowSource = Callable[[Bound, Checked], Iterator[Row]]
 
@@ -85,6 +86,7 @@ def finish(
     created: bool,
     start: bool,
     actor: str,
+    expansions: int = 1,
 ) -> bool:
     """Record a new campaign in the audit chain and start it when asked and every row was
     good. True when this started it."""
@@ -102,9 +104,15 @@ def finish(
             )
         started = start and checked.error_count == 0 and campaign.status == "draft"
         if started:
-            control(session, campaign, "start", actor)
+            control(session, campaign, "start", actor, expansions)
         session.commit()
     return started
+
+
+def expansions_for(settings: Settings, added: int) -> int:
+    """How many expansion tasks a start owes: one, or ``CAMPAIGN_PARALLEL`` for a campaign of
+    more than a batch (a task that finds every slot taken ends at once)."""
+    return settings.campaign_parallel if added > settings.campaign_batch_size else 1
 
 
 def summary(uploaded: Uploaded, checked: Checked) -> dict[str, Any]:

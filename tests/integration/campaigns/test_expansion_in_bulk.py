@@ -18,7 +18,9 @@ from sqlalchemy import event, func, select, update
 
 from app.infra.db import Database
 from app.messaging.campaigns import expansion, in_bulk, per_recipient
+from app.messaging.campaigns.control import control
 from app.messaging.campaigns.expansion import expand_batch
+from app.messaging.campaigns.submit import expansions_for
 from app.messaging.compliance.consent import record_consent
 from app.messaging.contacts import get_or_create_contact
 from app.models import (
@@ -29,6 +31,7 @@ from app.models import (
     CrmSync,
     Message,
     MessageEvent,
+    OutboxRow,
 )
 from app.observability.metrics import REGISTRY
 from config import Settings
@@ -271,3 +274,23 @@ def test_a_batch_costs_the_same_statements_whatever_its_size(
         return len(seen)
 
     assert statements_for(10, 6000) == statements_for(400, 6100)
+
+
+def test_a_large_start_owes_its_side_by_side_expansions_at_once(
+    client: FlaskClient, db: Database, settings: Settings
+) -> None:
+    """A campaign of more than a batch starts with CAMPAIGN_PARALLEL expansion tasks owed,
+    not one that owes helpers only after its first batch; a small one with one."""
+    assert expansions_for(settings, settings.campaign_batch_size) == 1
+    assert expansions_for(settings, settings.campaign_batch_size + 1) == settings.campaign_parallel
+    ctx = make_tenant_ctx(db)
+    r = post(client, ctx, {"body": "Hi", "recipients": [{"to": "+12025556200"}], "start": False})
+    assert r.status_code == 201, r.get_json()
+    with db.session() as s:
+        campaign = s.get(Campaign, r.get_json()["id"], with_for_update=True)
+        assert campaign is not None
+        control(s, campaign, "start", "test", expansions=3)
+        s.flush()
+        owed = s.scalars(select(OutboxRow).where(OutboxRow.task_name == "expand_campaign"))
+        assert [o.args for o in owed].count([campaign.id]) == 3
+        s.rollback()
