@@ -1,6 +1,7 @@
 """Campaigns against single POSTs, on one machine in one run: the four targets of issue 27.
 
     python scripts/bench/campaigns.py [--recipients 10000] [--accept 100000] [--connections 12]
+    python scripts/bench/campaigns.py --only-accept --recipients 3000   # target 1 alone
 
 Starts the Procfile's processes with ``scripts/run`` (web, workers, beat) on a fresh Postgres
 database and Redis prefix, with sandbox accounts (each message's signed receipts come back
