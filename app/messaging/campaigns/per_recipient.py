@@ -72,7 +72,7 @@ class _Renderer:
         return tag, alternates, links
 
 
-def slot(campaign: Campaign, order: int, now: datetime) -> datetime | None:
+def _slot(campaign: Campaign, order: int, now: datetime) -> datetime | None:
     """When the campaign's n-th message is due: its send_at, then spaced by its own rate."""
     start = max([d for d in (campaign.send_at, campaign.started_at) if d is not None] or [now])
     if campaign.rate_per_second is None:
@@ -80,7 +80,7 @@ def slot(campaign: Campaign, order: int, now: datetime) -> datetime | None:
     return start + timedelta(seconds=order / campaign.rate_per_second)
 
 
-def created(message_id: str, tenant_id: str) -> Move:
+def _created(message_id: str, tenant_id: str) -> Move:
     """A new message's birth in ``pending``, as every campaign message's first event."""
     return Move(
         message_id,
@@ -125,7 +125,7 @@ def make_each(
     decisions: dict[tuple[str | None, Any, Candidate], Decision] = {}
     for recipient in recipients:
         contact = contacts[recipient.phone_index]
-        due = slot(campaign, order, now)
+        due = _slot(campaign, order, now)
         candidate = Candidate(
             channel=channel,
             priority=campaign.priority,
@@ -211,7 +211,7 @@ def make_each(
             }
         )
         policy = {"policy": decision.as_data()}
-        moves.append(created(message_id, tenant.id))
+        moves.append(_created(message_id, tenant.id))
         moves.append(
             Move(
                 message_id,

@@ -87,7 +87,9 @@ def test_a_worker_killed_mid_expansion_makes_each_recipient_a_message_once(
 ) -> None:
     run = own(CAMPAIGN_BATCH_SIZE="10", CAMPAIGN_INTERVAL="1")
     ctx = make_tenant_ctx(run.db)
-    total = 1000  # a hundred batches: the kill lands mid-way
+    # Three hundred batches: the kill lands mid-way even on a loaded machine, where this
+    # test is slow to see the first batch and kill, and the worker is not.
+    total = 3000
     numbers = [f"+1202557{n:04d}" for n in range(total)]
     later = (datetime.now(UTC) + timedelta(days=1)).isoformat().replace("+00:00", "Z")
     # Sent tomorrow: this test is about making the messages, not sending them.
