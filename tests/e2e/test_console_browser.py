@@ -43,6 +43,7 @@ if not (CHROMIUM and DRIVER):
     )
 
 from selenium import webdriver  # noqa: E402
+from selenium.common.exceptions import WebDriverException  # noqa: E402
 from selenium.webdriver.chrome.service import Service  # noqa: E402
 from selenium.webdriver.common.by import By  # noqa: E402
 from selenium.webdriver.remote.webdriver import WebDriver  # noqa: E402
@@ -75,6 +76,15 @@ def sign_in(driver: WebDriver, base: str, username: str, password: str) -> None:
     driver.find_element(By.ID, "password").send_keys(password)
     driver.find_element(By.ID, "sign-in").click()
     WebDriverWait(driver, 10).until(ec.presence_of_element_located((By.ID, "whoami")))
+
+
+def click_through(driver: WebDriver, by: str, value: str) -> None:
+    """Click a control that loads a new page, and wait until the old page is gone. Chrome may
+    answer a lookup made while the document is being replaced with "Node with given id does
+    not belong to the document", an error no wait retries by itself (seen once in CI)."""
+    old = driver.find_element(By.TAG_NAME, "html")
+    driver.find_element(by, value).click()
+    WebDriverWait(driver, 10, ignored_exceptions=(WebDriverException,)).until(ec.staleness_of(old))
 
 
 def shoot(driver: WebDriver, name: str) -> None:
@@ -242,7 +252,9 @@ def test_an_operator_follows_a_campaign_and_pauses_it_in_the_browser(
     status = WebDriverWait(browser, 10).until(ec.presence_of_element_located((By.ID, "status")))
     assert status.text == "completed"
     assert "20" in browser.find_element(By.ID, "recipients").text
-    browser.find_element(By.ID, "campaign-pause").click()
-    WebDriverWait(browser, 10).until(ec.text_to_be_present_in_element((By.ID, "status"), "paused"))
+    click_through(browser, By.ID, "campaign-pause")
+    WebDriverWait(browser, 10, ignored_exceptions=(WebDriverException,)).until(
+        ec.text_to_be_present_in_element((By.ID, "status"), "paused")
+    )
     assert "campaign paused 20" in browser.find_element(By.ID, "messages").text
     assert requests.get(url, headers=ctx.headers, timeout=10).json()["held_by"] == {"paused": 20}
