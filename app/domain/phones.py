@@ -20,14 +20,19 @@ def _parse(text: str) -> phonenumbers.PhoneNumber:
     return phonenumbers.parse(text, None)
 
 
-def to_e164(raw: str) -> str:
-    """Parse a number given in international form and return it in E.164, or raise."""
+def _international(raw: str) -> phonenumbers.PhoneNumber:
+    """The number parsed, when it is given in international form; else InvalidPhoneNumber."""
     if not raw.startswith("+"):
         raise InvalidPhoneNumber("must be in E.164 form, starting with + and the country code")
     try:
-        parsed = _parse(raw)
+        return _parse(raw)
     except phonenumbers.NumberParseException as exc:
         raise InvalidPhoneNumber(f"not a phone number: {exc}") from None
+
+
+def to_e164(raw: str) -> str:
+    """Parse a number given in international form and return it in E.164, or raise."""
+    parsed = _international(raw)
     if not phonenumbers.is_valid_number(parsed):
         raise InvalidPhoneNumber("not a valid number for its country")
     return str(phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164))
@@ -41,12 +46,7 @@ def to_e164_with_zone(raw: str) -> tuple[str, str | None]:
     has a type, and its zones follow from the type (geographic: by prefix; else the
     country's). A test holds the result equal to the two functions over every region's
     example numbers and their neighbours."""
-    if not raw.startswith("+"):
-        raise InvalidPhoneNumber("must be in E.164 form, starting with + and the country code")
-    try:
-        parsed = phonenumbers.parse(raw, None)
-    except phonenumbers.NumberParseException as exc:
-        raise InvalidPhoneNumber(f"not a phone number: {exc}") from None
+    parsed = _international(raw)
     kind = phonenumbers.number_type(parsed)
     if kind == phonenumbers.PhoneNumberType.UNKNOWN:
         raise InvalidPhoneNumber("not a valid number for its country")
