@@ -100,8 +100,8 @@ def _phones(session: Session, ids: list[int]) -> dict[int, str]:
 
 
 def _zones(session: Session, missing: Sequence[Claimed]) -> dict[int, str | None]:
-    """Each new contact's zone: the upload's, or found from the number for a row written
-    before the upload kept zones."""
+    """Postgres: each new contact's zone: the upload's, or found from the number (decrypted
+    for that alone) for a row written before the upload kept zones."""
     zones: dict[int, str | None] = {c.id: (c.zone or None) for c in missing}
     older = [c.id for c in missing if c.zone is None]
     if older:
@@ -159,9 +159,12 @@ def _copy_contacts(
 
 
 def _insert_contacts(session: Session, tenant_id: str, missing: Sequence[Claimed]) -> None:
-    """Elsewhere: the numbers read and written through the column's type."""
-    zones = _zones(session, missing)
+    """Elsewhere: the numbers read and written through the column's type (read once: a row
+    from before the upload kept zones finds its zone from the same number)."""
     phones = _phones(session, [c.id for c in missing])
+    zones = {
+        c.id: timezone_for(phones[c.id]) if c.zone is None else (c.zone or None) for c in missing
+    }
     now = utcnow()
     values: list[dict[str, Any]] = [
         {

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 from flask.testing import FlaskClient
-from sqlalchemy import event, func, select
+from sqlalchemy import event, func, select, update
 
 from app import create_app
 from app.content import store as templates
@@ -22,6 +22,7 @@ from app.models import (
     AuditEvent,
     Campaign,
     CampaignRecipient,
+    Contact,
     Message,
     MessageEvent,
     OutboxRow,
@@ -542,3 +543,29 @@ def test_a_campaign_rate_spaces_its_messages(
     assert {m.status_reason for m in messages if m.status == "scheduled"} == {"campaign_rate"}
     shown = client.get(f"/v1/campaigns/{campaign_id}", headers=ctx.headers).get_json()
     assert shown["held_by"] == {"rate_limit": len(offsets)}
+
+
+def test_a_row_from_before_zones_were_kept_finds_its_zone_from_its_number(
+    client: FlaskClient, db: Database, settings: Settings
+) -> None:
+    """Recipients written before the upload kept zones (NULL there) still give their contact
+    the number's zone, on either backend."""
+    ctx = make_tenant_ctx(db)
+    r = post(client, ctx, {"body": "hi", "recipients": [{"to": "+33612345678"}], "start": False})
+    campaign_id = r.get_json()["id"]
+    with db.session() as s:
+        s.execute(
+            update(CampaignRecipient)
+            .where(CampaignRecipient.campaign_id == campaign_id)
+            .values(timezone=None)
+        )
+        s.commit()
+    assert client.post(f"/v1/campaigns/{campaign_id}/start", headers=ctx.headers).status_code == 200
+    assert expand(db, settings, campaign_id) == 1
+    with db.session() as s:
+        zone = s.scalar(
+            select(Contact.timezone)
+            .join(Message, Message.contact_id == Contact.id)
+            .where(Message.campaign_id == campaign_id)
+        )
+    assert zone == "Europe/Paris"
